@@ -1,0 +1,38 @@
+from django.contrib import admin
+
+from agents_app.models import Agent, Task, ToolInvocation
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["name", "strategy", "model", "voice", "turn_budget", "created_at"]
+    list_filter = ["strategy"]
+    search_fields = ["name", "instructions"]
+
+
+class ToolInvocationInline(admin.TabularInline):
+    model = ToolInvocation
+    extra = 0
+    can_delete = False
+    fields = ["tool", "status", "arguments", "result", "duration_ms", "error", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["id", "session", "kind", "status", "created_at", "duration_ms"]
+    list_filter = ["status", "kind"]
+    search_fields = ["id", "session__id", "error"]
+    readonly_fields = [field.name for field in Task._meta.fields]
+    inlines = [ToolInvocationInline]
+
+
+@admin.register(ToolInvocation)
+class ToolInvocationAdmin(admin.ModelAdmin):
+    list_display = ["tool", "status", "task", "duration_ms", "created_at"]
+    list_filter = ["status", "tool"]
+    search_fields = ["tool", "task__id", "error"]
+    readonly_fields = [field.name for field in ToolInvocation._meta.fields]

@@ -1,0 +1,60 @@
+"""One retry policy for every provider call, built on tenacity.
+
+Exponential backoff with full jitter, bounded both by attempts and by a total deadline, and
+only for failures the taxonomy marks retryable. SDK-internal retries are switched off where
+this applies (e.g. `max_retries=0` on the OpenAI client) so attempts are not multiplied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from django.conf import settings
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from agents_app.errors import ProviderError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "provider call failed (attempt %d): %s; retrying",
+        state.attempt_number,
+        type(exc).__name__,
+    )
+
+
+def retrying(*, attempts: int | None = None, deadline_s: float | None = None) -> AsyncRetrying:
+    """The policy as a tenacity controller, sized from settings unless told otherwise."""
+    return AsyncRetrying(
+        retry=retry_if_exception(is_retryable),
+        wait=wait_random_exponential(
+            multiplier=settings.PROVIDER_RETRY_BASE_S, max=settings.PROVIDER_RETRY_MAX_WAIT_S
+        ),
+        stop=stop_after_attempt(attempts or settings.PROVIDER_RETRY_ATTEMPTS)
+        | stop_after_delay(deadline_s or settings.PROVIDER_RETRY_DEADLINE_S),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+async def call_with_retry(fn: Callable[[], Awaitable[T]], **policy: float) -> T:
+    """Await `fn()` under the retry policy; the last failure is re-raised unchanged."""
+    return await retrying(**policy)(fn)

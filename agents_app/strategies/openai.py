@@ -1,0 +1,141 @@
+"""The OpenAI agent: streaming Chat Completions with function calling, through the `openai` SDK.
+
+`OPENAI_BASE_URL` points it at any OpenAI-compatible server. The SDK's own retries are off;
+opening each completion stream goes through our retry policy, and once text has streamed to
+the caller a failure is reported rather than retried (the caller has already heard it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from django.conf import settings
+
+from agents_app.errors import (
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from agents_app.retry import call_with_retry
+from agents_app.strategies.base import AgentSpec, ChatMessage
+from agents_app.tools import ToolBox
+
+# A model that keeps calling tools is stopped after this many rounds.
+MAX_TOOL_ROUNDS = 4
+
+
+def translate_openai_error(exc: openai.OpenAIError, role: str) -> ProviderError:
+    """Map the SDK's exceptions onto the provider error taxonomy."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTimeout("OpenAI did not answer in time", role=role)
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderUnavailable("could not reach OpenAI", role=role)
+    if isinstance(exc, openai.RateLimitError):
+        return ProviderRateLimited("OpenAI rate limit (429)", role=role, status=429)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status >= 500:
+            return ProviderUnavailable(f"OpenAI server error ({status})", role=role, status=status)
+        hint = ": check OPENAI_API_KEY" if status in (401, 403) else ""
+        return ProviderRejected(
+            f"OpenAI refused the request ({status}){hint}", role=role, status=status
+        )
+    return ProviderUnavailable(f"OpenAI call failed ({type(exc).__name__})", role=role)
+
+
+def openai_client() -> openai.AsyncOpenAI:
+    """A client with SDK retries off, since our retry policy applies instead."""
+    return openai.AsyncOpenAI(
+        api_key=settings.OPENAI_API_KEY or "not-set",
+        base_url=settings.OPENAI_BASE_URL,
+        max_retries=0,
+        timeout=settings.OPENAI_TIMEOUT_S,
+    )
+
+
+@dataclass
+class _PendingToolCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class OpenAIStrategy:
+    def __init__(self, spec: AgentSpec, client: openai.AsyncOpenAI | None = None) -> None:
+        self.spec = spec
+        self.client = client or openai_client()
+
+    async def stream_reply(self, messages: list[ChatMessage], tools: ToolBox) -> AsyncIterator[str]:
+        conversation: list[dict[str, Any]] = list(messages)
+        for _ in range(MAX_TOOL_ROUNDS):
+            calls: dict[int, _PendingToolCall] = {}
+            text: list[str] = []
+            try:
+                stream = await call_with_retry(lambda: self._open_stream(conversation, tools))
+                async for chunk in stream:
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            text.append(choice.delta.content)
+                            yield choice.delta.content
+                        for call in choice.delta.tool_calls or ():
+                            pending = calls.setdefault(call.index, _PendingToolCall())
+                            pending.id = call.id or pending.id
+                            if call.function:
+                                pending.name = call.function.name or pending.name
+                                pending.arguments.append(call.function.arguments or "")
+            except openai.OpenAIError as exc:
+                raise translate_openai_error(exc, "agent") from exc
+            if not calls:
+                return
+            conversation.append(_assistant_tool_message("".join(text), calls.values()))
+            for pending in calls.values():
+                result = await tools.call(pending.name, _parse_arguments(pending.arguments))
+                conversation.append(
+                    {"role": "tool", "tool_call_id": pending.id, "content": json.dumps(result)}
+                )
+        raise ProviderRejected("the model kept calling tools without answering", role="agent")
+
+    async def _open_stream(self, conversation: list[dict[str, Any]], tools: ToolBox) -> Any:
+        options: dict[str, Any] = {"tools": tools.specs()} if tools.tools else {}
+        try:
+            return await self.client.chat.completions.create(
+                model=self.spec.model or settings.OPENAI_MODEL,
+                messages=conversation,
+                stream=True,
+                **options,
+            )
+        except openai.OpenAIError as exc:
+            raise translate_openai_error(exc, "agent") from exc
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _parse_arguments(pieces: list[str]) -> dict[str, Any]:
+    raw = "".join(pieces).strip()
+    try:
+        value = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return {"_unparsed": raw}
+    return value if isinstance(value, dict) else {"_value": value}
+
+
+def _assistant_tool_message(text: str, calls: Any) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": "".join(call.arguments)},
+            }
+            for call in calls
+        ],
+    }

@@ -1,0 +1,63 @@
+from django.contrib import admin
+
+from agents_app.models import Task
+from sessions_app.models import Session, Utterance
+
+
+class UtteranceInline(admin.TabularInline):
+    """The transcript, read-only: what was said is a record, not something to edit."""
+
+    model = Utterance
+    extra = 0
+    can_delete = False
+    fields = ["seq", "role", "text", "interrupted", "heard_text", "confidence", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["kind", "status", "error", "started_at", "finished_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "channel",
+        "status",
+        "agent",
+        "created_at",
+        "turn_count",
+        "barge_in_count",
+        "error_count",
+    ]
+    list_filter = ["status", "channel", "agent"]
+    search_fields = ["id", "end_reason"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "created_at",
+        "ended_at",
+        "turn_count",
+        "barge_in_count",
+        "error_count",
+    ]
+    inlines = [UtteranceInline, TaskInline]
+
+
+@admin.register(Utterance)
+class UtteranceAdmin(admin.ModelAdmin):
+    list_display = ["session", "seq", "role", "text", "interrupted", "created_at"]
+    list_filter = ["role", "interrupted", "final"]
+    search_fields = ["text", "session__id"]
+    readonly_fields = [field.name for field in Utterance._meta.fields]

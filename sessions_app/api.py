@@ -1,0 +1,187 @@
+"""The REST API: health, sessions, operator control. Errors answer in the error-event shape."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from agents_app.models import Agent, Task
+from agents_app.serializers import agent_json, task_json
+from sessions_app import events
+from sessions_app.control import end_live_session, interrupt_session
+from sessions_app.events import ErrorCode
+from sessions_app.models import Session
+from sessions_app.protocol import SUPPORTED_SAMPLE_RATES
+from sessions_app.serializers import session_json, utterance_json
+from sessions_app.tokens import issue_token
+
+View = Callable[..., Awaitable[JsonResponse]]
+HEALTH_TIMEOUT_S = 2.0
+
+
+def error_response(code: ErrorCode, message: str, status: int) -> JsonResponse:
+    return JsonResponse(events.error(code, message, "api"), status=status)
+
+
+def api_view(*methods: str) -> Callable[[View], View]:
+    """An async JSON endpoint: allowed methods checked, no CSRF (not cookie-authenticated)."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            if request.method not in methods:
+                response = error_response(
+                    ErrorCode.METHOD_NOT_ALLOWED, f"use {' or '.join(methods)}", 405
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            return await view(request, *args, **kwargs)
+
+        return csrf_exempt(wrapper)
+
+    return decorate
+
+
+@database_sync_to_async
+def _ping_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+async def _ping_channel_layer() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("health.")
+    await layer.send(channel, {"type": "health.ping"})
+    await layer.receive(channel)
+
+
+async def _check(probe: Callable[[], Awaitable[None]]) -> str:
+    try:
+        await asyncio.wait_for(probe(), HEALTH_TIMEOUT_S)
+    except TimeoutError:
+        return "down: no answer in time"
+    except Exception as exc:  # any failure of the dependency is what /health reports
+        return f"down: {type(exc).__name__}"
+    return "ok"
+
+
+@api_view("GET")
+async def health(request: HttpRequest) -> JsonResponse:
+    checks = {
+        "database": await _check(_ping_database),
+        "channel_layer": await _check(_ping_channel_layer),
+    }
+    healthy = all(state == "ok" for state in checks.values())
+    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+@api_view("GET")
+async def agents(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"agents": [agent_json(agent) async for agent in Agent.objects.all()]})
+
+
+@api_view("GET", "POST")
+async def sessions(request: HttpRequest) -> JsonResponse:
+    if request.method == "GET":
+        recent = Session.objects.select_related("agent")[:50]
+        return JsonResponse({"sessions": [session_json(s) async for s in recent]})
+    return await _create_session(request)
+
+
+async def _create_session(request: HttpRequest) -> JsonResponse:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error_response(ErrorCode.INVALID_JSON, "request body is not valid JSON", 400)
+    if not isinstance(body, dict):
+        return error_response(ErrorCode.INVALID_EVENT, "request body must be a JSON object", 400)
+    agent_name = body.get("agent")
+    sample_rate = body.get("sample_rate", 16000)
+    turn_budget = body.get("turn_budget")
+    if agent_name is not None and not isinstance(agent_name, str):
+        return error_response(ErrorCode.INVALID_EVENT, "'agent' must be an agent's name", 400)
+    if isinstance(sample_rate, bool) or sample_rate not in SUPPORTED_SAMPLE_RATES:
+        rates = ", ".join(map(str, SUPPORTED_SAMPLE_RATES))
+        return error_response(ErrorCode.INVALID_EVENT, f"'sample_rate' must be one of {rates}", 400)
+    if turn_budget is not None and (
+        isinstance(turn_budget, bool) or not isinstance(turn_budget, int) or turn_budget < 1
+    ):
+        return error_response(
+            ErrorCode.INVALID_EVENT, "'turn_budget' must be a positive integer", 400
+        )
+    try:
+        agent = await Agent.objects.afor_session(agent_name)
+    except Agent.DoesNotExist:
+        return error_response(ErrorCode.AGENT_NOT_FOUND, f"no agent named {agent_name!r}", 400)
+    session = await Session.objects.acreate(
+        agent=agent,
+        sample_rate=sample_rate,
+        turn_budget=turn_budget or agent.turn_budget or settings.CONTEXT_TURN_BUDGET,
+    )
+    token = issue_token(session.id)
+    ws_path = f"/ws/sessions/{session.id}/?token={token}"
+    scheme = "wss" if request.is_secure() else "ws"
+    return JsonResponse(
+        {
+            **session_json(session),
+            "token": token,
+            "ws_path": ws_path,
+            "ws_url": f"{scheme}://{request.get_host()}{ws_path}",
+        },
+        status=201,
+    )
+
+
+async def _get_session(session_id: uuid.UUID) -> Session | None:
+    return await Session.objects.select_related("agent").filter(pk=session_id).afirst()
+
+
+def _not_found(session_id: uuid.UUID) -> JsonResponse:
+    return error_response(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", 404)
+
+
+@api_view("GET")
+async def session_detail(request: HttpRequest, session_id: uuid.UUID) -> JsonResponse:
+    session = await _get_session(session_id)
+    if session is None:
+        return _not_found(session_id)
+    utterances = [utterance_json(u) async for u in session.utterances.all()]
+    tasks = [
+        task_json(task, list(task.tool_invocations.all()))
+        async for task in Task.objects.filter(session=session).prefetch_related("tool_invocations")
+    ]
+    return JsonResponse({**session_json(session), "utterances": utterances, "tasks": tasks})
+
+
+@api_view("POST")
+async def session_end(request: HttpRequest, session_id: uuid.UUID) -> JsonResponse:
+    session = await _get_session(session_id)
+    if session is None:
+        return _not_found(session_id)
+    if not await end_live_session(session_id, "operator_ended"):
+        return error_response(ErrorCode.SESSION_ENDED, "the session has already ended", 409)
+    await session.arefresh_from_db()
+    return JsonResponse(session_json(session))
+
+
+@api_view("POST")
+async def session_interrupt(request: HttpRequest, session_id: uuid.UUID) -> JsonResponse:
+    session = await _get_session(session_id)
+    if session is None:
+        return _not_found(session_id)
+    if session.status != Session.Status.ACTIVE:
+        return error_response(ErrorCode.SESSION_ENDED, "the session has ended", 409)
+    await interrupt_session(session_id)
+    return JsonResponse({"session_id": str(session_id), "interrupt": "sent"}, status=202)

@@ -1,0 +1,178 @@
+"""Every server→client event is built here, and nowhere else.
+
+Builders return the event body; `EventStream` stamps the envelope (`session_id`, `seq`, `ts`)
+so that sequence numbers have no gaps. The shapes match contracts/stream-event.schema.json.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal, TypedDict
+
+Event = dict[str, Any]
+
+
+class ErrorCode(StrEnum):
+    """The closed set of error codes; contracts/error-event.schema.json lists the same."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_EVENT = "invalid_event"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_AUDIO = "invalid_audio"
+    UNAUTHORIZED = "unauthorized"
+    SESSION_NOT_FOUND = "session_not_found"
+    SESSION_ENDED = "session_ended"
+    AGENT_NOT_FOUND = "agent_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    AGENT_UNAVAILABLE = "agent_unavailable"
+    AGENT_TIMEOUT = "agent_timeout"
+    AGENT_REJECTED = "agent_rejected"
+    STT_UNAVAILABLE = "stt_unavailable"
+    STT_TIMEOUT = "stt_timeout"
+    STT_REJECTED = "stt_rejected"
+    TTS_UNAVAILABLE = "tts_unavailable"
+    TTS_TIMEOUT = "tts_timeout"
+    TTS_REJECTED = "tts_rejected"
+    TOOL_FAILED = "tool_failed"
+    STORAGE_FAILED = "storage_failed"
+    INTERNAL_ERROR = "internal_error"
+
+
+ErrorSource = Literal["client", "api", "agent", "stt", "tts", "tool", "storage", "server"]
+BargeInSource = Literal["speech", "text", "interrupt", "operator"]
+
+# Whether the same request may succeed if tried again, by code.
+RETRYABLE = {
+    ErrorCode.AGENT_UNAVAILABLE,
+    ErrorCode.AGENT_TIMEOUT,
+    ErrorCode.STT_UNAVAILABLE,
+    ErrorCode.STT_TIMEOUT,
+    ErrorCode.TTS_UNAVAILABLE,
+    ErrorCode.TTS_TIMEOUT,
+    ErrorCode.STORAGE_FAILED,
+    ErrorCode.INTERNAL_ERROR,
+}
+
+
+class ErrorBody(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+    retryable: bool
+    source: str
+
+
+def error(code: ErrorCode, message: str, source: ErrorSource) -> ErrorBody:
+    """An error event body; also the body of every 4xx/5xx answer of the REST API."""
+    return {
+        "type": "error",
+        "code": code.value,
+        "message": message,
+        "retryable": code in RETRYABLE,
+        "source": source,
+    }
+
+
+def session_started(
+    *, agent_name: str, strategy: str, channel: str, sample_rate: int, turn_budget: int
+) -> Event:
+    return {
+        "type": "session_started",
+        "agent": {"name": agent_name, "strategy": strategy},
+        "channel": channel,
+        "sample_rate": sample_rate,
+        "turn_budget": turn_budget,
+    }
+
+
+def transcript_partial(text: str) -> Event:
+    return {"type": "transcript_partial", "text": text}
+
+
+def transcript_final(*, text: str, utterance_id: uuid.UUID, utterance_seq: int) -> Event:
+    return {
+        "type": "transcript_final",
+        "text": text,
+        "utterance_id": str(utterance_id),
+        "utterance_seq": utterance_seq,
+    }
+
+
+def agent_response_delta(*, turn: int, delta: str) -> Event:
+    return {"type": "agent_response", "turn": turn, "delta": delta, "final": False}
+
+
+def agent_response_final(*, turn: int, text: str, utterance_id: uuid.UUID) -> Event:
+    return {
+        "type": "agent_response",
+        "turn": turn,
+        "text": text,
+        "final": True,
+        "utterance_id": str(utterance_id),
+    }
+
+
+def barge_in(*, turn: int, played_ms: int, heard_text: str, source: BargeInSource) -> Event:
+    return {
+        "type": "barge_in",
+        "turn": turn,
+        "played_ms": played_ms,
+        "heard_text": heard_text,
+        "source": source,
+    }
+
+
+def tool_invocation(
+    *,
+    turn: int,
+    tool: str,
+    arguments: dict[str, Any],
+    status: str,
+    result: Any,
+    error: str,
+    duration_ms: int,
+) -> Event:
+    return {
+        "type": "tool_invocation",
+        "turn": turn,
+        "tool": tool,
+        "arguments": arguments,
+        "status": status,
+        "result": result,
+        "error": error,
+        "duration_ms": duration_ms,
+    }
+
+
+def context_truncated(*, dropped_turns: int, kept_turns: int, turn_budget: int) -> Event:
+    return {
+        "type": "context_truncated",
+        "dropped_turns": dropped_turns,
+        "kept_turns": kept_turns,
+        "turn_budget": turn_budget,
+    }
+
+
+def session_ended(reason: str) -> Event:
+    return {"type": "session_ended", "reason": reason}
+
+
+@dataclass
+class EventStream:
+    """Stamps one connection's events with the session id, a gapless `seq` and a UTC time."""
+
+    session_id: uuid.UUID
+    seq: int = 0
+
+    def stamp(self, body: Event | ErrorBody) -> Event:
+        self.seq += 1
+        return {
+            **body,
+            "session_id": str(self.session_id),
+            "seq": self.seq,
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }

@@ -1,0 +1,80 @@
+"""The conversation's durable state: sessions and the utterances spoken in them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from agents_app.models import Agent
+
+
+class Session(models.Model):
+    """One conversation between a caller and an agent, over one channel."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+        FAILED = "failed", "Failed"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Web"
+        ACS = "acs", "Phone (ACS)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEB)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="sessions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=50, blank=True)
+    sample_rate = models.PositiveIntegerField(default=16000)
+    turn_budget = models.PositiveIntegerField(default=20)
+    turn_count = models.PositiveIntegerField(default=0)
+    barge_in_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} session {self.id} ({self.status})"
+
+    @property
+    def group_name(self) -> str:
+        """The channel-layer group that carries this session's control messages."""
+        return group_name(self.id)
+
+
+def group_name(session_id: uuid.UUID) -> str:
+    return f"session.{session_id.hex}"
+
+
+class Utterance(models.Model):
+    """One thing said in a session, by the caller or the agent; text is stored redacted."""
+
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        AGENT = "agent", "Agent"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="utterances")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    seq = models.PositiveIntegerField()
+    text = models.TextField()
+    final = models.BooleanField(default=True)
+    interrupted = models.BooleanField(default=False)
+    heard_text = models.TextField(blank=True, help_text="What the caller actually heard.")
+    start_ms = models.PositiveIntegerField(null=True, blank=True)
+    end_ms = models.PositiveIntegerField(null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="one_utterance_per_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.seq}: {self.text[:60]}"

@@ -1,0 +1,67 @@
+"""Redaction of long digit runs (card and account numbers) before text goes anywhere.
+
+A run is REDACT_MIN_DIGITS or more digits, possibly grouped by single spaces or dashes the way
+people read card numbers ("4111 1111 1111 1111", "4111-1111-1111-1111"). Dates, times, amounts
+and 10–11 digit phone numbers stay below the threshold or are broken by other characters.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from django.conf import settings
+
+REDACTED = "[redacted]"
+
+
+@lru_cache(maxsize=8)
+def _digit_run(min_digits: int) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\d)\d(?:[ -]?\d){{{min_digits - 1},}}(?!\d)")
+
+
+# A possibly unfinished digit run at the very end of a stream's text.
+_OPEN_RUN_AT_END = re.compile(r"\d(?:[ -]?\d)*[ -]?$")
+
+
+def redact_digits(text: str, min_digits: int | None = None) -> str:
+    """Replace each run of at least `min_digits` digits with a fixed marker."""
+    n = min_digits or settings.REDACT_MIN_DIGITS
+    return _digit_run(n).sub(REDACTED, text)
+
+
+def redact_value(value: object) -> object:
+    """Redact every string inside a JSON-like value (tool arguments and results)."""
+    if isinstance(value, str):
+        return redact_digits(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        as_text = str(value)
+        redacted = redact_digits(as_text)
+        return value if redacted == as_text else redacted
+    return value
+
+
+class StreamingRedactor:
+    """Redacts text that arrives in pieces, holding back a digit run until it is complete.
+
+    A card number can be split across two deltas of a streamed reply; releasing only text
+    that cannot be the start of a run means no piece of a long number ever leaves unredacted.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._pending + piece
+        match = _OPEN_RUN_AT_END.search(text)
+        cut = match.start() if match else len(text)
+        self._pending = text[cut:]
+        return redact_digits(text[:cut])
+
+    def flush(self) -> str:
+        text, self._pending = self._pending, ""
+        return redact_digits(text)

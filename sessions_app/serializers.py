@@ -1,0 +1,42 @@
+"""JSON shapes of sessions and utterances (contracts/session and utterance schemas)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents_app.serializers import agent_json, iso_time
+from sessions_app.models import Session, Utterance
+
+
+def session_json(session: Session) -> dict[str, Any]:
+    return {
+        "id": str(session.id),
+        "status": session.status,
+        "channel": session.channel,
+        "agent": agent_json(session.agent),
+        "created_at": iso_time(session.created_at),
+        "ended_at": iso_time(session.ended_at),
+        "end_reason": session.end_reason,
+        "sample_rate": session.sample_rate,
+        "turn_budget": session.turn_budget,
+        "turn_count": session.turn_count,
+        "barge_in_count": session.barge_in_count,
+        "error_count": session.error_count,
+    }
+
+
+def utterance_json(utterance: Utterance) -> dict[str, Any]:
+    return {
+        "id": str(utterance.id),
+        "session_id": str(utterance.session_id),
+        "role": utterance.role,
+        "seq": utterance.seq,
+        "text": utterance.text,
+        "final": utterance.final,
+        "interrupted": utterance.interrupted,
+        "heard_text": utterance.heard_text,
+        "start_ms": utterance.start_ms,
+        "end_ms": utterance.end_ms,
+        "confidence": utterance.confidence,
+        "created_at": iso_time(utterance.created_at),
+    }

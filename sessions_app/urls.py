@@ -1,0 +1,16 @@
+from django.urls import path
+from django.views.generic import TemplateView
+
+from sessions_app import api
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="dashboard.html"), name="dashboard"),
+    path("health", api.health, name="health"),
+    path("api/agents", api.agents, name="agents"),
+    path("api/sessions", api.sessions, name="sessions"),
+    path("api/sessions/<uuid:session_id>", api.session_detail, name="session-detail"),
+    path("api/sessions/<uuid:session_id>/end", api.session_end, name="session-end"),
+    path(
+        "api/sessions/<uuid:session_id>/interrupt", api.session_interrupt, name="session-interrupt"
+    ),
+]

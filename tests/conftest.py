@@ -1,0 +1,139 @@
+"""Shared fixtures: sessions with tokens, a WebSocket client, and the real-service gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+
+from agents_app.models import Agent
+from sessions_app.contracts import validator
+from sessions_app.models import Session
+from sessions_app.tokens import issue_token
+from voiceproject.asgi import application
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when a service is not running here; with REQUIRE_SERVICES=1 (CI), fail instead."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        reason = f"{name} is not running on {host}:{port}"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}, and REQUIRE_SERVICES=1 says it must be")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def in_memory_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+async def redis_layer(settings):
+    require_service("Redis", "127.0.0.1", 6379)
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
+        }
+    }
+    channel_layers.backends.clear()
+    yield
+    layer = channel_layers.backends.get("default")
+    if layer is not None:
+        await layer.flush()
+        await layer.close_pools()
+    channel_layers.backends.clear()
+
+
+async def make_session(agent: str = "echo", **fields: Any) -> Session:
+    agent_row = await Agent.objects.aget(name=agent)
+    return await Session.objects.acreate(agent=agent_row, **fields)
+
+
+class StreamClient:
+    """A WebSocket client for one session that checks every event against the contract."""
+
+    def __init__(self, session_id: uuid.UUID, token: str | None) -> None:
+        query = f"?token={token}" if token is not None else ""
+        self.communicator = WebsocketCommunicator(
+            application,
+            f"/ws/sessions/{session_id}/{query}",
+            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
+        )
+        self.events: list[dict[str, Any]] = []
+
+    async def connect(self) -> None:
+        connected, _ = await self.communicator.connect()
+        assert connected
+
+    async def send(self, **message: Any) -> None:
+        await self.communicator.send_json_to(message)
+
+    async def send_raw(self, text: str | None = None, data: bytes | None = None) -> None:
+        await self.communicator.send_to(text_data=text, bytes_data=data)
+
+    async def receive(self, timeout: float = 3) -> dict[str, Any]:
+        event = json.loads(await self.communicator.receive_from(timeout=timeout))
+        validator("stream-event").validate(event)
+        expected_seq = self.events[-1]["seq"] + 1 if self.events else 1
+        assert event["seq"] == expected_seq, f"seq gap: {event['seq']} after {expected_seq - 1}"
+        self.events.append(event)
+        return event
+
+    async def receive_until(self, event_type: str, timeout: float = 5) -> list[dict[str, Any]]:
+        """Events up to and including the first of `event_type`."""
+        seen = []
+        while True:
+            event = await self.receive(timeout)
+            seen.append(event)
+            if event["type"] == event_type:
+                return seen
+
+    async def reply_to(self, text: str) -> list[dict[str, Any]]:
+        """Say `text` as a final utterance and collect events up to the agent's final response."""
+        await self.send(type="text", text=text, final=True)
+        seen = []
+        while True:
+            event = await self.receive()
+            seen.append(event)
+            if event["type"] == "agent_response" and event["final"]:
+                return seen
+            if event["type"] == "error" and event["source"] == "agent":
+                return seen
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+@pytest.fixture
+async def stream(in_memory_layer) -> AsyncIterator[Any]:
+    """Open a connected stream for a new session: `client = await stream(agent="rules")`."""
+    clients: list[StreamClient] = []
+
+    async def open_stream(agent: str = "echo", **fields: Any) -> StreamClient:
+        session = await make_session(agent, **fields)
+        client = StreamClient(session.id, issue_token(session.id))
+        client.session = session
+        await client.connect()
+        started = await client.receive()
+        assert started["type"] == "session_started"
+        clients.append(client)
+        return client
+
+    yield open_stream
+    for client in clients:
+        await client.close()

@@ -1,0 +1,156 @@
+"""Settings for the voice agent server, read from the environment.
+
+Every value has an embedded default so that a fresh clone runs with SQLite, the in-memory
+channel layer, offline speech engines and the echo agent. `.env.example` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value.strip() else default
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", True)
+# The fallback key only suits a developer's machine; a deployment sets SECRET_KEY.
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "agents_app",
+    "sessions_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "voiceproject.urls"
+ASGI_APPLICATION = "voiceproject.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # A cancel older than a few seconds is stale: it must not stop a later turn.
+                "expiry": 10,
+                # Longer than the longest session, so a live session never falls out of its group.
+                "group_expiry": 86400,
+                "capacity": 200,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve /static/ from the ASGI app itself (fine for development and small deployments).
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "sessions_app": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "agents_app": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    },
+}
+
+# --- The voice agent ---------------------------------------------------------------------
+AGENT_STRATEGY = os.environ.get("AGENT_STRATEGY", "echo")
+STT_ENGINE = os.environ.get("STT_ENGINE", "pocketsphinx")
+TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")
+TTS_VOICE = os.environ.get("TTS_VOICE", "en-us")
+
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "") or None
+OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+OPENAI_TIMEOUT_S = env_float("OPENAI_TIMEOUT_S", 30.0)
+
+# Our retry policy (agents_app.retry); SDK-internal retries are switched off.
+PROVIDER_RETRY_ATTEMPTS = env_int("PROVIDER_RETRY_ATTEMPTS", 3)
+PROVIDER_RETRY_DEADLINE_S = env_float("PROVIDER_RETRY_DEADLINE_S", 20.0)
+PROVIDER_RETRY_BASE_S = env_float("PROVIDER_RETRY_BASE_S", 0.25)
+PROVIDER_RETRY_MAX_WAIT_S = env_float("PROVIDER_RETRY_MAX_WAIT_S", 4.0)
+
+ACS_CONNECTION_STRING = os.environ.get("ACS_CONNECTION_STRING", "")
+ACS_CALLBACK_BASE_URL = os.environ.get("ACS_CALLBACK_BASE_URL", "")
+
+CONTEXT_TURN_BUDGET = env_int("CONTEXT_TURN_BUDGET", 20)
+REDACT_MIN_DIGITS = env_int("REDACT_MIN_DIGITS", 12)
+
+SESSION_TOKEN_MAX_AGE_S = env_int("SESSION_TOKEN_MAX_AGE_S", 900)
+WS_MAX_TEXT_BYTES = env_int("WS_MAX_TEXT_BYTES", 16 * 1024)
+MAX_UTTERANCE_CHARS = env_int("MAX_UTTERANCE_CHARS", 4000)
