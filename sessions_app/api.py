@@ -172,8 +172,7 @@ async def session_end(request: HttpRequest, session_id: uuid.UUID) -> JsonRespon
         return _not_found(session_id)
     if not await end_live_session(session_id, "operator_ended"):
         return error_response(ErrorCode.SESSION_ENDED, "the session has already ended", 409)
-    await session.arefresh_from_db()
-    return JsonResponse(session_json(session))
+    return JsonResponse(session_json(await _get_session(session_id)))
 
 
 @api_view("POST")

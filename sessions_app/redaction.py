@@ -45,6 +45,14 @@ def redact_value(value: object) -> object:
     return value
 
 
+def redact_partial(text: str) -> str:
+    """Redact a transcript that may still grow: a trailing digit run is withheld until final.
+
+    Otherwise a card number read aloud would leak through partials a few digits at a time.
+    """
+    return StreamingRedactor().feed(text)
+
+
 class StreamingRedactor:
     """Redacts text that arrives in pieces, holding back a digit run until it is complete.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -13,7 +14,9 @@ import pytest
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
-from agents_app.models import Agent
+from agents_app.models import Agent, Task
+from agents_app.seed import seed_agents
+from agents_app.strategies import STRATEGIES
 from sessions_app.contracts import validator
 from sessions_app.models import Session
 from sessions_app.tokens import issue_token
@@ -31,6 +34,16 @@ def require_service(name: str, host: str, port: int) -> None:
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(f"{reason}, and REQUIRE_SERVICES=1 says it must be")
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def seeded_agents(request) -> None:
+    """Transactional tests flush the database, seeded agents included: put them back."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+    seed_agents(Agent)
 
 
 @pytest.fixture
@@ -57,6 +70,10 @@ async def redis_layer(settings):
         await layer.flush()
         await layer.close_pools()
     channel_layers.backends.clear()
+
+
+async def latest_task(session_id: uuid.UUID) -> Task:
+    return await Task.objects.filter(session_id=session_id).order_by("-created_at").afirst()
 
 
 async def make_session(agent: str = "echo", **fields: Any) -> Session:
@@ -120,8 +137,8 @@ class StreamClient:
 
 
 @pytest.fixture
-async def stream(in_memory_layer) -> AsyncIterator[Any]:
-    """Open a connected stream for a new session: `client = await stream(agent="rules")`."""
+async def stream_factory() -> AsyncIterator[Any]:
+    """Open connected streams on whatever channel layer the settings name."""
     clients: list[StreamClient] = []
 
     async def open_stream(agent: str = "echo", **fields: Any) -> StreamClient:
@@ -137,3 +154,35 @@ async def stream(in_memory_layer) -> AsyncIterator[Any]:
     yield open_stream
     for client in clients:
         await client.close()
+
+
+class GatedStrategy:
+    """A test agent that says its first words, then waits until the test opens the gate."""
+
+    gate: asyncio.Event
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    async def stream_reply(self, messages: list[dict[str, str]], tools: Any):
+        yield "Let me think "
+        yield "about that. "
+        await GatedStrategy.gate.wait()
+        yield "Here is the rest of a long answer."
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def gated_agent(monkeypatch) -> Agent:
+    """An agent named "gated" whose replies stall mid-stream, so a barge-in can cut them."""
+    GatedStrategy.gate = asyncio.Event()
+    monkeypatch.setitem(STRATEGIES, "gated", GatedStrategy)
+    return await Agent.objects.acreate(name="gated", strategy="gated", instructions="Be brief.")
+
+
+@pytest.fixture
+def stream(in_memory_layer, stream_factory):
+    """Open a connected stream for a new session: `client = await stream(agent="rules")`."""
+    return stream_factory

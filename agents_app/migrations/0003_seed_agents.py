@@ -2,25 +2,16 @@
 
 from django.db import migrations
 
-SPOKEN = "You are a helpful voice assistant. Answer in one or two short sentences: they are spoken aloud."
-SEED = [
-    {"name": "echo", "strategy": "echo", "instructions": "", "tools": []},
-    {"name": "rules", "strategy": "rules", "instructions": "",
-     "tools": ["order_status", "account_balance"]},
-    {"name": "openai", "strategy": "openai", "instructions": SPOKEN,
-     "tools": ["order_status", "account_balance"]},
-]
+from agents_app.seed import SEED_AGENTS, seed_agents
 
 
 def seed(apps, schema_editor):
-    Agent = apps.get_model("agents_app", "Agent")
-    for fields in SEED:
-        Agent.objects.get_or_create(name=fields["name"], defaults=fields)
+    seed_agents(apps.get_model("agents_app", "Agent"))
 
 
 def unseed(apps, schema_editor):
     apps.get_model("agents_app", "Agent").objects.filter(
-        name__in=[fields["name"] for fields in SEED], sessions__isnull=True
+        name__in=[fields["name"] for fields in SEED_AGENTS], sessions__isnull=True
     ).delete()
 
 

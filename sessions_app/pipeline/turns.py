@@ -19,7 +19,12 @@ from sessions_app import events
 from sessions_app.context import ContextWindow
 from sessions_app.events import BargeInSource, ErrorCode, ErrorSource, Event
 from sessions_app.models import Session, Utterance
-from sessions_app.redaction import StreamingRedactor, redact_digits, redact_value
+from sessions_app.redaction import (
+    StreamingRedactor,
+    redact_digits,
+    redact_partial,
+    redact_value,
+)
 from sessions_app.store import SessionStore, end_session
 
 logger = logging.getLogger(__name__)
@@ -130,7 +135,7 @@ class Conversation:
         if final:
             await self.user_said(text)
         else:
-            await self._send(events.transcript_partial(redact_digits(text)))
+            await self._send(events.transcript_partial(redact_partial(text)))
 
     async def user_said(self, text: str, **fields: object) -> None:
         """A final utterance of the caller: redact, store, show, and start the agent's reply."""

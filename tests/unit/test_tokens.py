@@ -1,0 +1,42 @@
+"""Session tokens are bound to one session and expire."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from sessions_app.tokens import TokenRefused, check_token, issue_token
+
+
+def test_token_opens_its_own_session():
+    session_id = uuid.uuid4()
+    check_token(issue_token(session_id), session_id)
+
+
+@pytest.mark.parametrize("token", [None, "", "garbage", "a:b:c"])
+def test_missing_or_malformed_token_is_refused(token):
+    with pytest.raises(TokenRefused):
+        check_token(token, uuid.uuid4())
+
+
+def test_token_for_another_session_is_refused():
+    with pytest.raises(TokenRefused, match="another session"):
+        check_token(issue_token(uuid.uuid4()), uuid.uuid4())
+
+
+def test_expired_token_is_refused(settings, monkeypatch):
+    session_id = uuid.uuid4()
+    token = issue_token(session_id)
+    a_day_later = time.time() + 86400
+    monkeypatch.setattr(time, "time", lambda: a_day_later)
+    with pytest.raises(TokenRefused, match="expired"):
+        check_token(token, session_id)
+
+
+def test_tampered_token_is_refused():
+    session_id = uuid.uuid4()
+    token = issue_token(session_id)
+    with pytest.raises(TokenRefused, match="invalid"):
+        check_token(token[:-2] + ("A" if token[-1] != "A" else "B") + token[-1], session_id)
