@@ -46,12 +46,32 @@ def seeded_agents(request) -> None:
     seed_agents(Agent)
 
 
+async def reset_channel_layers() -> None:
+    """Drop cached layers (closing Redis pools) so the next use reads the settings anew."""
+    layer = channel_layers.backends.get("default")
+    if layer is not None and hasattr(layer, "flush"):
+        await layer.flush()
+    if layer is not None and hasattr(layer, "close_pools"):
+        await layer.close_pools()
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
-def in_memory_layer(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
+async def configured_layer(settings):
+    """The layer the settings name: in-memory, or Redis when REDIS_URL is set (CI)."""
+    if settings.REDIS_URL:
+        require_service("Redis", "127.0.0.1", 6379)
+    await reset_channel_layers()
     yield
-    channel_layers.backends.clear()
+    await reset_channel_layers()
+
+
+@pytest.fixture
+async def in_memory_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    await reset_channel_layers()
+    yield
+    await reset_channel_layers()
 
 
 @pytest.fixture
@@ -63,13 +83,9 @@ async def redis_layer(settings):
             "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
         }
     }
-    channel_layers.backends.clear()
+    await reset_channel_layers()
     yield
-    layer = channel_layers.backends.get("default")
-    if layer is not None:
-        await layer.flush()
-        await layer.close_pools()
-    channel_layers.backends.clear()
+    await reset_channel_layers()
 
 
 async def latest_task(session_id: uuid.UUID) -> Task:
@@ -183,6 +199,6 @@ async def gated_agent(monkeypatch) -> Agent:
 
 
 @pytest.fixture
-def stream(in_memory_layer, stream_factory):
+def stream(configured_layer, stream_factory):
     """Open a connected stream for a new session: `client = await stream(agent="rules")`."""
     return stream_factory

@@ -53,8 +53,8 @@ class OperatorControlTests:
 
 class TestInMemoryLayer(OperatorControlTests):
     @pytest.fixture
-    def stream(self, stream):
-        return stream
+    def stream(self, in_memory_layer, stream_factory):
+        return stream_factory
 
 
 @pytest.mark.redis

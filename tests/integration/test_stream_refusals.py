@@ -14,7 +14,7 @@ from sessions_app.tokens import issue_token
 from tests.conftest import StreamClient, make_session
 from voiceproject.asgi import application
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("in_memory_layer")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("configured_layer")]
 
 
 async def assert_refused(client: StreamClient, code: str, close_code: int) -> None:
