@@ -48,8 +48,10 @@ def retrying(*, attempts: int | None = None, deadline_s: float | None = None) ->
         wait=wait_random_exponential(
             multiplier=settings.PROVIDER_RETRY_BASE_S, max=settings.PROVIDER_RETRY_MAX_WAIT_S
         ),
-        stop=stop_after_attempt(attempts or settings.PROVIDER_RETRY_ATTEMPTS)
-        | stop_after_delay(deadline_s or settings.PROVIDER_RETRY_DEADLINE_S),
+        stop=stop_after_attempt(settings.PROVIDER_RETRY_ATTEMPTS if attempts is None else attempts)
+        | stop_after_delay(
+            settings.PROVIDER_RETRY_DEADLINE_S if deadline_s is None else deadline_s
+        ),
         before_sleep=_log_retry,
         reraise=True,
     )
@@ -57,4 +59,10 @@ def retrying(*, attempts: int | None = None, deadline_s: float | None = None) ->
 
 async def call_with_retry(fn: Callable[[], Awaitable[T]], **policy: float) -> T:
     """Await `fn()` under the retry policy; the last failure is re-raised unchanged."""
-    return await retrying(**policy)(fn)
+
+    # tenacity awaits only functions it sees are `async def`; a lambda returning a coroutine
+    # would come back unawaited, so every attempt goes through this coroutine function.
+    async def attempt() -> T:
+        return await fn()
+
+    return await retrying(**policy)(attempt)

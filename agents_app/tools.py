@@ -144,4 +144,5 @@ class ToolBox:
             error=record.error,
         )
         await self._listener.on_tool_call(record)
-        return {"error": error} if error else result or {}
+        # The model sees only what may be stored: redacted arguments and results.
+        return {"error": error} if error else record.result or {}

@@ -22,7 +22,7 @@ from sessions_app import events
 from sessions_app.control import end_live_session, interrupt_session
 from sessions_app.events import ErrorCode
 from sessions_app.models import Session
-from sessions_app.protocol import SUPPORTED_SAMPLE_RATES
+from sessions_app.protocol import ProtocolError, check_sample_rate
 from sessions_app.serializers import session_json, utterance_json
 from sessions_app.tokens import issue_token
 
@@ -100,27 +100,35 @@ async def sessions(request: HttpRequest) -> JsonResponse:
     return await _create_session(request)
 
 
+MAX_TURN_BUDGET = 1000
+
+
+def _session_options(body: object) -> tuple[str | None, int, int | None]:
+    """Validate a create-session body: (agent name, sample rate, turn budget)."""
+    if not isinstance(body, dict):
+        raise ProtocolError(ErrorCode.INVALID_EVENT, "request body must be a JSON object")
+    agent_name = body.get("agent")
+    turn_budget = body.get("turn_budget")
+    if agent_name is not None and (not isinstance(agent_name, str) or not agent_name.strip()):
+        raise ProtocolError(ErrorCode.INVALID_EVENT, "'agent' must be an agent's name")
+    if turn_budget is not None and (
+        type(turn_budget) is not int or not 1 <= turn_budget <= MAX_TURN_BUDGET
+    ):
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, f"'turn_budget' must be an integer from 1 to {MAX_TURN_BUDGET}"
+        )
+    return agent_name, check_sample_rate(body.get("sample_rate", 16000)), turn_budget
+
+
 async def _create_session(request: HttpRequest) -> JsonResponse:
     try:
         body = json.loads(request.body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
         return error_response(ErrorCode.INVALID_JSON, "request body is not valid JSON", 400)
-    if not isinstance(body, dict):
-        return error_response(ErrorCode.INVALID_EVENT, "request body must be a JSON object", 400)
-    agent_name = body.get("agent")
-    sample_rate = body.get("sample_rate", 16000)
-    turn_budget = body.get("turn_budget")
-    if agent_name is not None and not isinstance(agent_name, str):
-        return error_response(ErrorCode.INVALID_EVENT, "'agent' must be an agent's name", 400)
-    if isinstance(sample_rate, bool) or sample_rate not in SUPPORTED_SAMPLE_RATES:
-        rates = ", ".join(map(str, SUPPORTED_SAMPLE_RATES))
-        return error_response(ErrorCode.INVALID_EVENT, f"'sample_rate' must be one of {rates}", 400)
-    if turn_budget is not None and (
-        isinstance(turn_budget, bool) or not isinstance(turn_budget, int) or turn_budget < 1
-    ):
-        return error_response(
-            ErrorCode.INVALID_EVENT, "'turn_budget' must be a positive integer", 400
-        )
+    try:
+        agent_name, sample_rate, turn_budget = _session_options(body)
+    except ProtocolError as exc:
+        return error_response(exc.code, exc.message, 400)
     try:
         agent = await Agent.objects.afor_session(agent_name)
     except Agent.DoesNotExist:
@@ -144,19 +152,30 @@ async def _create_session(request: HttpRequest) -> JsonResponse:
     )
 
 
-async def _get_session(session_id: uuid.UUID) -> Session | None:
-    return await Session.objects.select_related("agent").filter(pk=session_id).afirst()
+def with_session(view: Callable[..., Awaitable[JsonResponse]]) -> View:
+    """Load the session named in the URL, answering 404 in the error shape when there is none."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, session_id: str) -> JsonResponse:
+        session = await _find_session(session_id)
+        if session is None:
+            return error_response(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", 404)
+        return await view(request, session)
+
+    return wrapper
 
 
-def _not_found(session_id: uuid.UUID) -> JsonResponse:
-    return error_response(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", 404)
+async def _find_session(session_id: str) -> Session | None:
+    try:
+        pk = uuid.UUID(session_id)
+    except ValueError:
+        return None
+    return await Session.objects.select_related("agent").filter(pk=pk).afirst()
 
 
 @api_view("GET")
-async def session_detail(request: HttpRequest, session_id: uuid.UUID) -> JsonResponse:
-    session = await _get_session(session_id)
-    if session is None:
-        return _not_found(session_id)
+@with_session
+async def session_detail(request: HttpRequest, session: Session) -> JsonResponse:
     utterances = [utterance_json(u) async for u in session.utterances.all()]
     tasks = [
         task_json(task, list(task.tool_invocations.all()))
@@ -166,21 +185,17 @@ async def session_detail(request: HttpRequest, session_id: uuid.UUID) -> JsonRes
 
 
 @api_view("POST")
-async def session_end(request: HttpRequest, session_id: uuid.UUID) -> JsonResponse:
-    session = await _get_session(session_id)
-    if session is None:
-        return _not_found(session_id)
-    if not await end_live_session(session_id, "operator_ended"):
+@with_session
+async def session_end(request: HttpRequest, session: Session) -> JsonResponse:
+    if not await end_live_session(session.id, "operator_ended"):
         return error_response(ErrorCode.SESSION_ENDED, "the session has already ended", 409)
-    return JsonResponse(session_json(await _get_session(session_id)))
+    return JsonResponse(session_json(await _find_session(str(session.id))))
 
 
 @api_view("POST")
-async def session_interrupt(request: HttpRequest, session_id: uuid.UUID) -> JsonResponse:
-    session = await _get_session(session_id)
-    if session is None:
-        return _not_found(session_id)
+@with_session
+async def session_interrupt(request: HttpRequest, session: Session) -> JsonResponse:
     if session.status != Session.Status.ACTIVE:
         return error_response(ErrorCode.SESSION_ENDED, "the session has ended", 409)
-    await interrupt_session(session_id)
-    return JsonResponse({"session_id": str(session_id), "interrupt": "sent"}, status=202)
+    await interrupt_session(session.id)
+    return JsonResponse({"session_id": str(session.id), "interrupt": "sent"}, status=202)

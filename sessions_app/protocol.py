@@ -69,14 +69,18 @@ def parse_client_message(raw: str) -> ClientMessage:
     return parser(data)
 
 
-def _parse_config(data: dict) -> ConfigMessage:
-    rate = data.get("sample_rate", 16000)
-    if isinstance(rate, bool) or rate not in SUPPORTED_SAMPLE_RATES:
+def check_sample_rate(rate: object) -> int:
+    """A supported sample rate as an int (16000.0 and true are not sample rates)."""
+    if type(rate) is not int or rate not in SUPPORTED_SAMPLE_RATES:
         raise ProtocolError(
             ErrorCode.INVALID_EVENT,
-            f"sample_rate must be one of {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}",
+            f"'sample_rate' must be one of {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}",
         )
-    return ConfigMessage(sample_rate=rate)
+    return rate
+
+
+def _parse_config(data: dict) -> ConfigMessage:
+    return ConfigMessage(sample_rate=check_sample_rate(data.get("sample_rate", 16000)))
 
 
 def _parse_text(data: dict) -> TextMessage:

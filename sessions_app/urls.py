@@ -8,9 +8,9 @@ urlpatterns = [
     path("health", api.health, name="health"),
     path("api/agents", api.agents, name="agents"),
     path("api/sessions", api.sessions, name="sessions"),
-    path("api/sessions/<uuid:session_id>", api.session_detail, name="session-detail"),
-    path("api/sessions/<uuid:session_id>/end", api.session_end, name="session-end"),
+    path("api/sessions/<str:session_id>", api.session_detail, name="session-detail"),
+    path("api/sessions/<str:session_id>/end", api.session_end, name="session-end"),
     path(
-        "api/sessions/<uuid:session_id>/interrupt", api.session_interrupt, name="session-interrupt"
+        "api/sessions/<str:session_id>/interrupt", api.session_interrupt, name="session-interrupt"
     ),
 ]

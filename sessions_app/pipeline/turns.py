@@ -170,10 +170,12 @@ class Conversation:
             )
             await turn.flush()
         except ProviderError as exc:
+            await self._keep_what_was_heard(turn)
             await self.report(ErrorCode(exc.code), str(exc), "agent")
             return
         except Exception:
             logger.exception("agent turn %d failed", turn.number)
+            await self._keep_what_was_heard(turn)
             await self.report(ErrorCode.INTERNAL_ERROR, "the agent failed to answer", "agent")
             return
         turn.finishing = True
@@ -203,6 +205,13 @@ class Conversation:
             return None
         turn.task.cancel()
         await asyncio.wait([turn.task])
+        await self._keep_what_was_heard(turn)
+        return turn.number, turn.sent_text
+
+    async def _keep_what_was_heard(self, turn: AgentTurn) -> None:
+        """A reply cut short: store it as interrupted; the context keeps only what was heard."""
+        if not turn.generated_text:
+            return
         await self.store.add_utterance(
             Utterance.Role.AGENT,
             turn.generated_text,
@@ -210,7 +219,6 @@ class Conversation:
             heard_text=turn.sent_text,
         )
         self.context.add_agent(turn.sent_text)
-        return turn.number, turn.sent_text
 
     async def report(self, code: ErrorCode, message: str, source: ErrorSource) -> None:
         """Tell the caller something went wrong, and count it on the session."""

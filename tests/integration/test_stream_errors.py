@@ -20,6 +20,7 @@ BAD_FRAMES = [
     pytest.param('{"type": "text", "text": "   "}', "invalid_event", id="empty-final-text"),
     pytest.param('{"type": "config", "sample_rate": 11025}', "invalid_event", id="bad-rate"),
     pytest.param('{"type": "config", "sample_rate": true}', "invalid_event", id="rate-bool"),
+    pytest.param('{"type": "config", "sample_rate": 16000.0}', "invalid_event", id="rate-float"),
 ]
 
 

@@ -1,0 +1,222 @@
+"""A fake OpenAI-compatible HTTP server on loopback, driven by scripted replies.
+
+Tests queue one script per expected request; each request takes the next script of its route
+and is recorded, so a test can assert both on what the client received and on what the
+"model" was sent. The server runs its own event loop in a thread, so it outlives the
+function-scoped loops of pytest-asyncio and never blocks the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+CHAT_COMPLETIONS = "/v1/chat/completions"
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "rate_limit_exceeded",
+}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received: its path, headers and decoded JSON body."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class Script(Protocol):
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        """Answer one request."""
+        ...
+
+
+@dataclass(frozen=True)
+class TextReply:
+    """Stream these text pieces as chat completion chunks, then finish with "stop".
+
+    With `stall_s`, the stream stops after the pieces and sends nothing more for that long.
+    """
+
+    pieces: list[str]
+    stall_s: float = 0.0
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in self.pieces]
+        response = await start_stream(request, deltas)
+        if self.stall_s:
+            await server.wait_closing(self.stall_s)
+            return response
+        return await finish_stream(response, "stop")
+
+
+@dataclass(frozen=True)
+class ToolCallReply:
+    """Stream one function call, its arguments split into `argument_pieces`."""
+
+    name: str
+    argument_pieces: list[str]
+    call_id: str = "call_fake_1"
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        opening = {
+            "index": 0,
+            "id": self.call_id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": ""},
+        }
+        deltas: list[dict[str, Any]] = [
+            {"role": "assistant", "content": None, "tool_calls": [opening]}
+        ]
+        deltas += [
+            {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+            for piece in self.argument_pieces
+        ]
+        return await finish_stream(await start_stream(request, deltas), "tool_calls")
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """Answer an HTTP error status with an OpenAI-style JSON error body."""
+
+    status: int
+    message: str = "scripted failure"
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        kind = ERROR_TYPES.get(self.status, "server_error")
+        body = {"error": {"message": self.message, "type": kind, "param": None, "code": None}}
+        return web.json_response(body, status=self.status)
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Send nothing for `seconds` (or until the server stops): longer than any client timeout."""
+
+    seconds: float = 30.0
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        await server.wait_closing(self.seconds)
+        return web.json_response({"error": {"message": "hung", "type": "server_error"}}, status=504)
+
+
+def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    """One `chat.completion.chunk` object, as the real API streams it."""
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "fake-model",
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+
+
+async def start_stream(request: web.Request, deltas: list[dict[str, Any]]) -> web.StreamResponse:
+    """Open a Server-Sent Events response and send each delta as one chunk."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    for delta in deltas:
+        await send_event(response, chunk(delta))
+    return response
+
+
+async def finish_stream(response: web.StreamResponse, finish_reason: str) -> web.StreamResponse:
+    """Send the finishing chunk and `[DONE]`, and end the response."""
+    await send_event(response, chunk({}, finish_reason))
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def send_event(response: web.StreamResponse, data: dict[str, Any]) -> None:
+    await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+
+@dataclass
+class FakeOpenAIServer:
+    """The fake: `start()`, queue scripts with `script()`, read `requests`, then `stop()`."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _scripts: dict[str, deque[Script]] = field(default_factory=dict)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _runner: web.AppRunner | None = None
+    _closing: asyncio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def script(self, *scripts: Script, path: str = CHAT_COMPLETIONS) -> None:
+        """Queue replies for the next requests to `path`, in order."""
+        self._scripts.setdefault(path, deque()).extend(scripts)
+
+    def requests_to(self, path: str = CHAT_COMPLETIONS) -> list[dict[str, Any]]:
+        """The JSON bodies received on `path`, oldest first."""
+        return [request.body for request in self.requests if request.path == path]
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(CHAT_COMPLETIONS, self._scripted)]
+
+    async def _scripted(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), body))
+        queue = self._scripts.get(request.path)
+        if not queue:
+            reply: Script = ErrorReply(599, f"fake: no script queued for {request.path}")
+        else:
+            reply = queue.popleft()
+        return await reply.respond(request, self)
+
+    async def wait_closing(self, seconds: float) -> None:
+        assert self._closing is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+
+    def start(self) -> FakeOpenAIServer:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
+        return self
+
+    async def _serve(self) -> None:
+        self._closing = asyncio.Event()
+        app = web.Application()
+        app.add_routes(self.routes())
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def stop(self) -> None:
+        assert self._loop is not None and self._thread is not None
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        assert self._closing is not None and self._runner is not None
+        self._closing.set()
+        await self._runner.cleanup()
