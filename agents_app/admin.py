@@ -10,15 +10,22 @@ class AgentAdmin(admin.ModelAdmin):
     search_fields = ["name", "instructions"]
 
 
-class ToolInvocationInline(admin.TabularInline):
-    model = ToolInvocation
+class RecordInline(admin.TabularInline):
+    """An inline of records, not of things to edit: what happened stays as it happened."""
+
     extra = 0
     can_delete = False
-    fields = ["tool", "status", "arguments", "result", "duration_ms", "error", "created_at"]
-    readonly_fields = fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ToolInvocationInline(RecordInline):
+    model = ToolInvocation
+    fields = ["tool", "status", "arguments", "result", "duration_ms", "error", "created_at"]
 
 
 @admin.register(Task)

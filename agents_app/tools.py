@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import jsonschema
@@ -79,7 +79,10 @@ TOOLS: dict[str, Tool] = {
 
 @dataclass(frozen=True)
 class ToolCallRecord:
-    """What a listener learns about one tool call; arguments and result already redacted."""
+    """One tool call as stored and reported; arguments and result already redacted.
+
+    Its fields are ToolInvocation's and the `tool_invocation` event's, so both take it whole.
+    """
 
     tool: str
     arguments: JSON
@@ -134,15 +137,7 @@ class ToolBox:
             error=error,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
-        await ToolInvocation.objects.acreate(
-            task_id=self._task_id,
-            tool=record.tool,
-            arguments=record.arguments,
-            result=record.result,
-            status=record.status,
-            duration_ms=record.duration_ms,
-            error=record.error,
-        )
+        await ToolInvocation.objects.acreate(task_id=self._task_id, **asdict(record))
         await self._listener.on_tool_call(record)
         # The model sees only what may be stored: redacted arguments and results.
         return {"error": error} if error else record.result or {}

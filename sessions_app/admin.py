@@ -1,32 +1,21 @@
 from django.contrib import admin
 
+from agents_app.admin import RecordInline
 from agents_app.models import Task
 from sessions_app.models import Session, Utterance
 
 
-class UtteranceInline(admin.TabularInline):
-    """The transcript, read-only: what was said is a record, not something to edit."""
+class UtteranceInline(RecordInline):
+    """The transcript, read-only."""
 
     model = Utterance
-    extra = 0
-    can_delete = False
     fields = ["seq", "role", "text", "interrupted", "heard_text", "confidence", "created_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
-class TaskInline(admin.TabularInline):
+class TaskInline(RecordInline):
     model = Task
-    extra = 0
-    can_delete = False
     show_change_link = True
     fields = ["kind", "status", "error", "started_at", "finished_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Session)

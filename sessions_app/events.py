@@ -7,10 +7,12 @@ so that sequence numbers have no gaps. The shapes match contracts/stream-event.s
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
+
+from agents_app.tools import ToolCallRecord
 
 Event = dict[str, Any]
 
@@ -126,26 +128,8 @@ def barge_in(*, turn: int, played_ms: int, heard_text: str, source: BargeInSourc
     }
 
 
-def tool_invocation(
-    *,
-    turn: int,
-    tool: str,
-    arguments: dict[str, Any],
-    status: str,
-    result: Any,
-    error: str,
-    duration_ms: int,
-) -> Event:
-    return {
-        "type": "tool_invocation",
-        "turn": turn,
-        "tool": tool,
-        "arguments": arguments,
-        "status": status,
-        "result": result,
-        "error": error,
-        "duration_ms": duration_ms,
-    }
+def tool_invocation(*, turn: int, record: ToolCallRecord) -> Event:
+    return {"type": "tool_invocation", "turn": turn, **asdict(record)}
 
 
 def context_truncated(*, dropped_turns: int, kept_turns: int, turn_budget: int) -> Event:

@@ -73,17 +73,7 @@ class AgentTurn:
             await self._send(events.agent_response_delta(turn=self.number, delta=safe))
 
     async def on_tool_call(self, record: ToolCallRecord) -> None:
-        await self._send(
-            events.tool_invocation(
-                turn=self.number,
-                tool=record.tool,
-                arguments=record.arguments,
-                status=record.status,
-                result=record.result,
-                error=record.error,
-                duration_ms=record.duration_ms,
-            )
-        )
+        await self._send(events.tool_invocation(turn=self.number, record=record))
 
 
 class Conversation:

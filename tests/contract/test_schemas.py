@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from agents_app.tools import ToolCallRecord
 from sessions_app import events
 from sessions_app.contracts import CONTRACTS_DIR, schema_names, validator
 from sessions_app.events import ErrorCode, EventStream
@@ -465,24 +466,28 @@ STREAM_BODIES = [
     pytest.param(
         events.tool_invocation(
             turn=1,
-            tool="order_status",
-            arguments={"order_id": "12345"},
-            status="succeeded",
-            result={"order_id": "12345", "status": "shipped", "eta_days": 2},
-            error="",
-            duration_ms=3,
+            record=ToolCallRecord(
+                tool="order_status",
+                arguments={"order_id": "12345"},
+                status="succeeded",
+                result={"order_id": "12345", "status": "shipped", "eta_days": 2},
+                error="",
+                duration_ms=3,
+            ),
         ),
         id="tool_invocation-succeeded",
     ),
     pytest.param(
         events.tool_invocation(
             turn=1,
-            tool="nope",
-            arguments={},
-            status="failed",
-            result=None,
-            error="LookupError: unknown tool 'nope'",
-            duration_ms=0,
+            record=ToolCallRecord(
+                tool="nope",
+                arguments={},
+                status="failed",
+                result=None,
+                error="LookupError: unknown tool 'nope'",
+                duration_ms=0,
+            ),
         ),
         id="tool_invocation-failed",
     ),
@@ -531,12 +536,14 @@ BARGE_IN = stamped(events.barge_in(turn=1, played_ms=0, heard_text="", source="s
 TOOL = stamped(
     events.tool_invocation(
         turn=1,
-        tool="order_status",
-        arguments={},
-        status="succeeded",
-        result={},
-        error="",
-        duration_ms=0,
+        record=ToolCallRecord(
+            tool="order_status",
+            arguments={},
+            status="succeeded",
+            result={},
+            error="",
+            duration_ms=0,
+        ),
     )
 )
 STREAM_ERROR = stamped(events.error(ErrorCode.INVALID_JSON, "not JSON", "client"))

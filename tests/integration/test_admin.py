@@ -1,0 +1,68 @@
+"""The admin shows sessions with their transcript and tasks, read-only."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from agents_app.models import Agent, Task, ToolInvocation
+from sessions_app.models import Session, Utterance
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def recorded_session() -> Session:
+    session = Session.objects.create(agent=Agent.objects.get(name="rules"))
+    user = Utterance.objects.create(session=session, role="user", seq=1, text="order 12345?")
+    Utterance.objects.create(
+        session=session,
+        role="agent",
+        seq=2,
+        text="Order 12345 is shipped.",
+        interrupted=True,
+        heard_text="Order 12345",
+    )
+    task = Task.objects.create(session=session, utterance=user, status="succeeded")
+    ToolInvocation.objects.create(
+        task=task, tool="order_status", arguments={"order_id": "12345"}, status="succeeded"
+    )
+    return session
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "sessions_app_session",
+        "sessions_app_utterance",
+        "agents_app_agent",
+        "agents_app_task",
+        "agents_app_toolinvocation",
+    ],
+)
+def test_changelists_render(admin_client, recorded_session, model):
+    response = admin_client.get(reverse(f"admin:{model}_changelist"))
+    assert response.status_code == 200
+
+
+def test_session_page_shows_transcript_and_tasks(admin_client, recorded_session):
+    url = reverse("admin:sessions_app_session_change", args=[recorded_session.pk])
+    page = admin_client.get(url).content.decode()
+    assert "order 12345?" in page
+    assert "Order 12345 is shipped." in page
+    assert "Order 12345" in page
+    assert "succeeded" in page
+    # The transcript is a record: its inline offers no inputs for utterance text.
+    assert 'name="utterances-0-text"' not in page
+
+
+def test_task_page_shows_tool_invocations(admin_client, recorded_session):
+    task = Task.objects.get(session=recorded_session)
+    page = admin_client.get(reverse("admin:agents_app_task_change", args=[task.pk])).content
+    assert b"order_status" in page
+
+
+def test_sessions_filter_by_status(admin_client, recorded_session):
+    Session.objects.create(agent=recorded_session.agent, status="ended")
+    response = admin_client.get(reverse("admin:sessions_app_session_changelist") + "?status=ended")
+    assert response.context["cl"].result_count == 1
