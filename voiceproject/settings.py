@@ -130,9 +130,23 @@ LOGGING = {
 
 # --- The voice agent ---------------------------------------------------------------------
 AGENT_STRATEGY = os.environ.get("AGENT_STRATEGY", "echo")
-STT_ENGINE = os.environ.get("STT_ENGINE", "pocketsphinx")
-TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")
-TTS_VOICE = os.environ.get("TTS_VOICE", "en-us")
+
+# Speech: engines (see README), voice detection, playback.
+STT_ENGINE = os.environ.get("STT_ENGINE", "pocketsphinx")  # pocketsphinx | openai | none
+TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")  # espeak | openai | silent | none
+TTS_VOICE = os.environ.get("TTS_VOICE", "")  # blank: the engine's default voice
+TTS_RATE_WPM = env_int("TTS_RATE_WPM", 175)
+VAD_ENGINE = os.environ.get("VAD_ENGINE", "hybrid")  # hybrid | silero | webrtc
+VAD_THRESHOLD = env_float("VAD_THRESHOLD", 0.5)
+# Speech must last this long to count (and to barge in): coughs and clicks do not.
+VAD_MIN_SPEECH_MS = env_int("VAD_MIN_SPEECH_MS", 200)
+VAD_HANGOVER_MS = env_int("VAD_HANGOVER_MS", 600)
+PLAYBACK_FRAME_MS = 20
+PLAYBACK_LEAD_MS = env_int("PLAYBACK_LEAD_MS", 80)
+AUDIO_MAX_FRAME_MS = 1000
+OPENAI_STT_MODEL = os.environ.get("OPENAI_STT_MODEL", "gpt-4o-mini-transcribe")
+OPENAI_TTS_MODEL = os.environ.get("OPENAI_TTS_MODEL", "gpt-4o-mini-tts")
+OPENAI_TTS_VOICE = os.environ.get("OPENAI_TTS_VOICE", "alloy")
 
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "") or None

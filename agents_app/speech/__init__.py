@@ -1,0 +1,1 @@
+"""Speech engines: recognition (stt/) and synthesis (tts/), each behind a small protocol."""

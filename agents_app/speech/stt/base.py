@@ -1,0 +1,32 @@
+"""The speech recognition protocol: 16 kHz PCM16 mono in, partial hypotheses, then a final."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+INPUT_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float | None = None
+
+
+class SpeechRecognizer(Protocol):
+    """Recognises one utterance at a time; one recognizer per live session."""
+
+    async def start_utterance(self) -> None:
+        """Begin a new utterance (the voice detector heard speech start)."""
+        ...
+
+    async def accept(self, pcm: bytes) -> str | None:
+        """Feed 16 kHz audio of the utterance; return a new partial hypothesis, or None."""
+        ...
+
+    async def finish_utterance(self) -> Transcript:
+        """The utterance ended; return what was said (text may be empty)."""
+        ...
+
+    async def aclose(self) -> None: ...

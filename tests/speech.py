@@ -1,0 +1,55 @@
+"""Test audio made in-process: speech from the project's own espeak engine, silence, noise."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+
+import numpy as np
+
+from agents_app.speech.audio import resample
+from agents_app.speech.tts.espeak import EspeakSynthesizer
+
+# Pocketsphinx recognises espeak's en-us voice best when it speaks slowly.
+SPEECH_WPM = 140
+
+
+@cache
+def speech_pcm(text: str, sample_rate: int = 16000, wpm: int = SPEECH_WPM) -> bytes:
+    """`text` spoken by espeak-ng (en-us), as PCM16 mono at `sample_rate`."""
+    clip = asyncio.run(_synthesize(text, wpm))
+    return resample(clip.pcm, clip.sample_rate, sample_rate)
+
+
+async def _synthesize(text: str, wpm: int):
+    return await EspeakSynthesizer(voice="en-us", rate_wpm=wpm).synthesize(text)
+
+
+def silence(ms: int, sample_rate: int = 16000) -> bytes:
+    return b"\0\0" * (sample_rate * ms // 1000)
+
+
+def noise(kind: str, ms: int, sample_rate: int = 16000, dbfs: float = -30.0) -> bytes:
+    """Steady noise that fools a plain energy VAD: `brown`, `pink`, `white` or `hum` (60 Hz)."""
+    n = sample_rate * ms // 1000
+    rng = np.random.default_rng(1234)
+    if kind == "hum":
+        signal = np.sin(2 * np.pi * 60 * np.arange(n) / sample_rate)
+    elif kind == "white":
+        signal = rng.standard_normal(n)
+    elif kind == "brown":
+        signal = np.cumsum(rng.standard_normal(n))
+        signal -= np.convolve(signal, np.ones(400) / 400, mode="same")
+    elif kind == "pink":
+        spectrum = np.fft.rfft(rng.standard_normal(n))
+        spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+        signal = np.fft.irfft(spectrum, n)
+    else:
+        raise ValueError(kind)
+    signal = signal / (np.sqrt(np.mean(signal**2)) or 1.0) * (10 ** (dbfs / 20)) * 32767
+    return np.clip(signal, -32768, 32767).astype(np.int16).tobytes()
+
+
+def frames(pcm: bytes, sample_rate: int = 16000, ms: int = 20) -> list[bytes]:
+    size = sample_rate * ms // 1000 * 2
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
