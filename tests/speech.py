@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import cache
 
 import numpy as np
 
 from agents_app.speech.audio import resample
-from agents_app.speech.tts.espeak import EspeakSynthesizer
+from agents_app.speech.tts.espeak import synthesize_blocking
 
 # Pocketsphinx recognises espeak's en-us voice best when it speaks slowly.
 SPEECH_WPM = 140
@@ -17,12 +16,8 @@ SPEECH_WPM = 140
 @cache
 def speech_pcm(text: str, sample_rate: int = 16000, wpm: int = SPEECH_WPM) -> bytes:
     """`text` spoken by espeak-ng (en-us), as PCM16 mono at `sample_rate`."""
-    clip = asyncio.run(_synthesize(text, wpm))
+    clip = synthesize_blocking(text, voice="en-us", rate_wpm=wpm)
     return resample(clip.pcm, clip.sample_rate, sample_rate)
-
-
-async def _synthesize(text: str, wpm: int):
-    return await EspeakSynthesizer(voice="en-us", rate_wpm=wpm).synthesize(text)
 
 
 def silence(ms: int, sample_rate: int = 16000) -> bytes:

@@ -122,7 +122,8 @@ def _library() -> _Espeak:
     return _Espeak()
 
 
-def _synthesize_on_engine_thread(text: str, voice: str, rate_wpm: int) -> SpeechClip:
+def synthesize_blocking(text: str, voice: str = "en-us", rate_wpm: int = 175) -> SpeechClip:
+    """Synthesise now, blocking the caller (for scripts, benchmarks and tests)."""
     with _lock:
         return _library().synthesize(text, voice, rate_wpm)
 
@@ -137,7 +138,7 @@ class EspeakSynthesizer:
     async def synthesize(self, text: str) -> SpeechClip:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            _executor, _synthesize_on_engine_thread, text, self.voice, self.rate_wpm
+            _executor, synthesize_blocking, text, self.voice, self.rate_wpm
         )
 
     async def aclose(self) -> None:
