@@ -13,12 +13,18 @@ import contextlib
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+SPEECH = "/v1/audio/speech"
+
+# Uploaded utterances can exceed aiohttp's default 1 MiB body limit.
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -30,12 +36,36 @@ ERROR_TYPES = {
 
 
 @dataclass(frozen=True)
+class RecordedFile:
+    """A file uploaded in a multipart request."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
-    """One request the fake received: its path, headers and decoded JSON body."""
+    """One request the fake received: its path, headers, JSON body (or form fields) and files."""
 
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    files: dict[str, RecordedFile] = field(default_factory=dict)
+
+
+async def record(request: web.Request) -> RecordedRequest:
+    """Decode a JSON or multipart request into what tests assert on."""
+    if request.content_type != "multipart/form-data":
+        return RecordedRequest(request.path, dict(request.headers), await request.json())
+    fields: dict[str, Any] = {}
+    files: dict[str, RecordedFile] = {}
+    for name, value in (await request.post()).items():
+        if isinstance(value, web.FileField):
+            files[name] = RecordedFile(value.filename, value.content_type, value.file.read())
+        else:
+            fields[name] = value
+    return RecordedRequest(request.path, dict(request.headers), fields, files)
 
 
 class Script(Protocol):
@@ -112,6 +142,37 @@ class Hang:
         return web.json_response({"error": {"message": "hung", "type": "server_error"}}, status=504)
 
 
+@dataclass(frozen=True)
+class TranscriptionReply:
+    """Answer a transcription request with this text, as the `json` response format does."""
+
+    text: str
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        return web.json_response({"text": self.text})
+
+
+@dataclass(frozen=True)
+class SpeechReply:
+    """Answer a speech request with these bytes (raw PCM when `response_format` is "pcm")."""
+
+    pcm: bytes
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        return web.Response(body=self.pcm, content_type="audio/pcm")
+
+
+@dataclass(frozen=True)
+class SpokenReply:
+    """Answer a speech request with `speak(input)`: audio that depends on the text, like a voice."""
+
+    speak: Callable[[str], bytes]
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        body = await request.json()
+        return web.Response(body=self.speak(body["input"]), content_type="audio/pcm")
+
+
 def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
     """One `chat.completion.chunk` object, as the real API streams it."""
     return {
@@ -169,15 +230,22 @@ class FakeOpenAIServer:
         self._scripts.setdefault(path, deque()).extend(scripts)
 
     def requests_to(self, path: str = CHAT_COMPLETIONS) -> list[dict[str, Any]]:
-        """The JSON bodies received on `path`, oldest first."""
+        """The JSON bodies (or form fields) received on `path`, oldest first."""
         return [request.body for request in self.requests if request.path == path]
 
+    def uploads_to(self, path: str = TRANSCRIPTIONS, name: str = "file") -> list[RecordedFile]:
+        """The files uploaded as form field `name` on `path`, oldest first."""
+        return [r.files[name] for r in self.requests if r.path == path and name in r.files]
+
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(CHAT_COMPLETIONS, self._scripted)]
+        return [
+            web.post(CHAT_COMPLETIONS, self._scripted),
+            web.post(TRANSCRIPTIONS, self._scripted),
+            web.post(SPEECH, self._scripted),
+        ]
 
     async def _scripted(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(RecordedRequest(request.path, dict(request.headers), body))
+        self.requests.append(await record(request))
         queue = self._scripts.get(request.path)
         if not queue:
             reply: Script = ErrorReply(599, f"fake: no script queued for {request.path}")
@@ -201,7 +269,7 @@ class FakeOpenAIServer:
 
     async def _serve(self) -> None:
         self._closing = asyncio.Event()
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.add_routes(self.routes())
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()

@@ -106,11 +106,16 @@ class _Espeak:
 
 
 def _word_marks(text: str, words: list[tuple[int, int, int]]) -> list[WordMark]:
-    # espeak counts characters from 1; a word's length can overshoot the text at the end.
-    return [
-        WordMark(start=position - 1, end=min(position - 1 + length, len(text)), audio_ms=audio_ms)
-        for position, length, audio_ms in words
-    ]
+    """Word marks from espeak's word events: it counts characters from 1, and its word lengths
+    stop short at apostrophes ("isn't" → "isn"), so a word runs to the next space instead."""
+    marks = []
+    for position, _length, audio_ms in words:
+        start = position - 1
+        space = text.find(" ", start)
+        marks.append(
+            WordMark(start=start, end=len(text) if space < 0 else space, audio_ms=audio_ms)
+        )
+    return marks
 
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak")

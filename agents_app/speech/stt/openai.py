@@ -1,0 +1,52 @@
+"""OpenAI transcription through the `openai` SDK: one request per utterance, no partials.
+
+The endpoint takes whole files, so the utterance's audio is buffered and sent as a WAV when the
+voice detector says it ended. The SDK's retries are off; our retry policy applies instead.
+"""
+
+from __future__ import annotations
+
+import openai
+from django.conf import settings
+
+from agents_app.retry import call_with_retry
+from agents_app.speech.audio import to_wav
+from agents_app.speech.stt.base import INPUT_RATE, Transcript
+from agents_app.strategies.openai import openai_client, translate_openai_error
+
+
+class OpenAIRecognizer:
+    """Cloud recognition: buffers each utterance and transcribes it in one request."""
+
+    def __init__(self, client: openai.AsyncOpenAI | None = None) -> None:
+        self.client = client or openai_client()
+        self._audio = bytearray()
+
+    async def start_utterance(self) -> None:
+        self._audio.clear()
+
+    async def accept(self, pcm: bytes) -> str | None:
+        """Buffer the audio; the endpoint gives no partial hypotheses."""
+        self._audio.extend(pcm)
+        return None
+
+    async def finish_utterance(self) -> Transcript:
+        pcm = bytes(self._audio)
+        self._audio.clear()
+        if not pcm:
+            return Transcript(text="")
+        wav = to_wav(pcm, INPUT_RATE)
+        text = await call_with_retry(lambda: self._transcribe(wav))
+        return Transcript(text=text.strip())
+
+    async def _transcribe(self, wav: bytes) -> str:
+        try:
+            result = await self.client.audio.transcriptions.create(
+                model=settings.OPENAI_STT_MODEL, file=("utterance.wav", wav, "audio/wav")
+            )
+        except openai.OpenAIError as exc:
+            raise translate_openai_error(exc, "stt") from exc
+        return result.text
+
+    async def aclose(self) -> None:
+        await self.client.close()

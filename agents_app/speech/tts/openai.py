@@ -1,0 +1,65 @@
+"""OpenAI speech through the `openai` SDK, as raw PCM so no decoder is needed.
+
+OpenAI's `pcm` format is 24 kHz 16-bit mono little-endian. The endpoint gives no word timings,
+so each word's start is estimated (see `estimated_word_marks`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import openai
+from django.conf import settings
+
+from agents_app.retry import call_with_retry
+from agents_app.speech.tts.base import SpeechClip, WordMark
+from agents_app.strategies.openai import openai_client, translate_openai_error
+
+SAMPLE_RATE = 24000
+
+
+def estimated_word_marks(text: str, duration_ms: float) -> list[WordMark]:
+    """Word starts spread over the clip in proportion to each word's length in characters.
+
+    Speaking time roughly follows spelling, so after a barge-in the heard text is off by a word
+    at most in ordinary sentences; words are whitespace-separated and keep their punctuation.
+    """
+    words = list(re.finditer(r"\S+", text))
+    total = sum(len(word.group()) for word in words)
+    marks, spoken = [], 0
+    for word in words:
+        marks.append(WordMark(word.start(), word.end(), int(duration_ms * spoken / total)))
+        spoken += len(word.group())
+    return marks
+
+
+class OpenAISynthesizer:
+    """Cloud speech: one request a sentence, answered with raw 24 kHz PCM."""
+
+    def __init__(self, voice: str = "", client: openai.AsyncOpenAI | None = None) -> None:
+        self.voice = voice or settings.OPENAI_TTS_VOICE
+        self.client = client or openai_client()
+
+    async def synthesize(self, text: str) -> SpeechClip:
+        if not text.strip():
+            return SpeechClip(text=text, pcm=b"", sample_rate=SAMPLE_RATE)
+        pcm = await call_with_retry(lambda: self._speak(text))
+        pcm = pcm[: len(pcm) // 2 * 2]  # a cut-off trailing byte is half a sample
+        clip = SpeechClip(text=text, pcm=pcm, sample_rate=SAMPLE_RATE)
+        clip.words = estimated_word_marks(text, clip.duration_ms)
+        return clip
+
+    async def _speak(self, text: str) -> bytes:
+        try:
+            response = await self.client.audio.speech.create(
+                model=settings.OPENAI_TTS_MODEL,
+                voice=self.voice,
+                input=text,
+                response_format="pcm",
+            )
+            return await response.aread()
+        except openai.OpenAIError as exc:
+            raise translate_openai_error(exc, "tts") from exc
+
+    async def aclose(self) -> None:
+        await self.client.close()
