@@ -23,6 +23,7 @@ from sessions_app.protocol import (
     InterruptMessage,
     ProtocolError,
     TextMessage,
+    check_audio,
     parse_client_message,
 )
 from sessions_app.tokens import TokenRefused, check_token
@@ -44,7 +45,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         try:
             check_token(query.get("token", [""])[0], self.session_id)
-            conversation = await Conversation.open(self.session_id, self.send_event)
+            conversation = await Conversation.open(
+                self.session_id, self.send_event, self.send_audio
+            )
         except TokenRefused as exc:
             await self.refuse(ErrorCode.UNAUTHORIZED, str(exc), CLOSE_UNAUTHORIZED)
             return
@@ -66,22 +69,22 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def send_event(self, body: Event) -> None:
         await self.send(text_data=json.dumps(self.events.stamp(body)))
 
+    async def send_audio(self, frame: bytes) -> None:
+        await self.send(bytes_data=frame)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         conversation = self.conversation
         if conversation is None:
             return
-        if conversation.ended:
-            await conversation.report(ErrorCode.SESSION_ENDED, "the session has ended", "client")
-            return
-        if bytes_data is not None:
-            await conversation.report(
-                ErrorCode.INVALID_AUDIO, "this server does not accept audio frames yet", "client"
-            )
-            return
         try:
+            if conversation.ended:
+                raise ProtocolError(ErrorCode.SESSION_ENDED, "the session has ended")
+            if bytes_data is not None:
+                conversation.hear_audio(check_audio(bytes_data, conversation.session.sample_rate))
+                return
             message = parse_client_message(text_data or "")
         except ProtocolError as exc:
-            await conversation.report(exc.code, exc.message, "client")
+            await conversation.report(events.error(exc.code, exc.message, "client"))
             return
         match message:
             case TextMessage(text=text, final=final):

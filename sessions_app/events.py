@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+from agents_app.errors import ProviderError
 from agents_app.tools import ToolCallRecord
 
 Event = dict[str, Any]
@@ -79,6 +80,11 @@ def error(code: ErrorCode, message: str, source: ErrorSource) -> ErrorBody:
     }
 
 
+def error_for(exc: ProviderError) -> ErrorBody:
+    """The error event for a provider failure (the taxonomy's code, the provider's role)."""
+    return error(ErrorCode(exc.code), str(exc), exc.role)
+
+
 def session_started(
     *, agent_name: str, strategy: str, channel: str, sample_rate: int, turn_budget: int
 ) -> Event:
@@ -116,6 +122,22 @@ def agent_response_final(*, turn: int, text: str, utterance_id: uuid.UUID) -> Ev
         "final": True,
         "utterance_id": str(utterance_id),
     }
+
+
+def speech_started(*, offset_ms: int) -> Event:
+    return {"type": "speech_started", "offset_ms": offset_ms}
+
+
+def speech_stopped(*, offset_ms: int, duration_ms: int) -> Event:
+    return {"type": "speech_stopped", "offset_ms": offset_ms, "duration_ms": duration_ms}
+
+
+def playback_started(*, turn: int, sample_rate: int) -> Event:
+    return {"type": "playback_started", "turn": turn, "sample_rate": sample_rate}
+
+
+def playback_completed(*, turn: int, played_ms: int) -> Event:
+    return {"type": "playback_completed", "turn": turn, "played_ms": played_ms}
 
 
 def barge_in(*, turn: int, played_ms: int, heard_text: str, source: BargeInSource) -> Event:

@@ -69,6 +69,24 @@ def parse_client_message(raw: str) -> ClientMessage:
     return parser(data)
 
 
+def check_audio(frame: bytes, sample_rate: int) -> bytes:
+    """A binary frame of PCM16 mono at the session's rate: whole samples, up to a second."""
+    if not frame:
+        raise ProtocolError(ErrorCode.INVALID_AUDIO, "empty audio frame")
+    if len(frame) % 2:
+        raise ProtocolError(
+            ErrorCode.INVALID_AUDIO, "audio frames are 16-bit samples: the byte count must be even"
+        )
+    longest = sample_rate * 2 * settings.AUDIO_MAX_FRAME_MS // 1000
+    if len(frame) > longest:
+        raise ProtocolError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"an audio frame holds at most {settings.AUDIO_MAX_FRAME_MS} ms "
+            f"({longest} bytes at {sample_rate} Hz)",
+        )
+    return frame
+
+
 def check_sample_rate(rate: object) -> int:
     """A supported sample rate as an int (16000.0 and true are not sample rates)."""
     if type(rate) is not int or rate not in SUPPORTED_SAMPLE_RATES:

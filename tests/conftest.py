@@ -37,6 +37,13 @@ def require_service(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(autouse=True)
+def text_only_engines(settings) -> None:
+    """Most tests hold typed conversations; voice tests choose their engines themselves."""
+    settings.TTS_ENGINE = "none"
+    settings.STT_ENGINE = "none"
+
+
+@pytest.fixture(autouse=True)
 def seeded_agents(request) -> None:
     """Transactional tests flush the database, seeded agents included: put them back."""
     marker = request.node.get_closest_marker("django_db")
@@ -108,6 +115,7 @@ class StreamClient:
             headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
         )
         self.events: list[dict[str, Any]] = []
+        self.audio: list[bytes] = []
 
     async def connect(self) -> None:
         connected, _ = await self.communicator.connect()
@@ -119,12 +127,23 @@ class StreamClient:
     async def send_raw(self, text: str | None = None, data: bytes | None = None) -> None:
         await self.communicator.send_to(text_data=text, bytes_data=data)
 
-    async def receive(self, timeout: float = 3) -> dict[str, Any]:
-        event = json.loads(await self.communicator.receive_from(timeout=timeout))
+    async def receive_any(self, timeout: float = 3) -> dict[str, Any] | bytes:
+        """The next event (checked against the contract and for seq gaps), or an audio frame."""
+        message = await self.communicator.receive_output(timeout=timeout)
+        assert message["type"] == "websocket.send", f"socket closed: {message}"
+        if message.get("bytes") is not None:
+            self.audio.append(message["bytes"])
+            return message["bytes"]
+        event = json.loads(message["text"])
         validator("stream-event").validate(event)
         expected_seq = self.events[-1]["seq"] + 1 if self.events else 1
         assert event["seq"] == expected_seq, f"seq gap: {event['seq']} after {expected_seq - 1}"
         self.events.append(event)
+        return event
+
+    async def receive(self, timeout: float = 3) -> dict[str, Any]:
+        event = await self.receive_any(timeout)
+        assert isinstance(event, dict), "an audio frame came where an event was expected"
         return event
 
     async def receive_until(self, event_type: str, timeout: float = 5) -> list[dict[str, Any]]:

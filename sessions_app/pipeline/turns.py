@@ -1,8 +1,10 @@
 """The turn manager: one live session's conversation, independent of the socket carrying it.
 
-The caller's words are redacted, stored and put in context; the agent's reply runs in a task
-this object owns, so a barge-in can cancel it at any point; what the caller actually received
-of an interrupted reply is what the context keeps.
+The caller's words (typed, or recognised from audio) are redacted, stored and put in context;
+the agent's reply runs in a task this object owns: text streams out as it is generated and,
+with a speech engine, is spoken sentence by sentence. A barge-in stops playback first (no
+frame leaves after it), then cancels the generation; what the caller actually heard of the
+reply is what is stored as `heard_text` and what the context keeps.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+from django.conf import settings
+
 from agents_app.errors import ProviderError
 from agents_app.runtime import AgentRuntime, spec_for
+from agents_app.speech.stt import build_recognizer
+from agents_app.speech.stt.base import Transcript
+from agents_app.speech.tts import build_synthesizer
+from agents_app.speech.tts.base import SpeechSynthesizer
 from agents_app.tools import ToolCallRecord
 from sessions_app import events
 from sessions_app.context import ContextWindow
-from sessions_app.events import BargeInSource, ErrorCode, ErrorSource, Event
+from sessions_app.events import BargeInSource, ErrorBody, ErrorCode, Event
 from sessions_app.models import Session, Utterance
+from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
+from sessions_app.pipeline.recognition import RecognitionWorker
 from sessions_app.redaction import (
     StreamingRedactor,
     redact_digits,
@@ -26,10 +36,12 @@ from sessions_app.redaction import (
     redact_value,
 )
 from sessions_app.store import SessionStore, end_session
+from sessions_app.vad import SpeechDetector, build_vad
 
 logger = logging.getLogger(__name__)
 
 EventSender = Callable[[Event], Awaitable[None]]
+AudioSender = Callable[[bytes], Awaitable[None]]
 
 
 class SessionClosed(Exception):
@@ -37,16 +49,19 @@ class SessionClosed(Exception):
 
 
 class AgentTurn:
-    """One agent reply in flight: what was generated, what the caller was sent, and its task."""
+    """One agent reply in flight: what was generated, sent, spoken, and the task behind it."""
 
-    def __init__(self, number: int, send: EventSender) -> None:
+    def __init__(self, number: int, send: EventSender, playback: PlaybackWorker | None) -> None:
         self.number = number
+        self.utterance_id = uuid.uuid4()  # named in agent_response, stored when the turn ends
         self.task: asyncio.Task[None] | None = None
         self.finishing = False
+        self.playback = playback
         self._send = send
         self._generated: list[str] = []
         self._sent: list[str] = []
         self._redactor = StreamingRedactor()
+        self._sentences = SentenceSplitter()
 
     @property
     def interruptible(self) -> bool:
@@ -56,54 +71,77 @@ class AgentTurn:
     def generated_text(self) -> str:
         return redact_digits("".join(self._generated))
 
-    @property
-    def sent_text(self) -> str:
-        return "".join(self._sent)
-
     async def on_delta(self, text: str) -> None:
         self._generated.append(text)
         await self._send_delta(self._redactor.feed(text))
 
     async def flush(self) -> None:
+        """The reply is complete: release held-back text and speak the last sentence."""
         await self._send_delta(self._redactor.flush())
+        if self.playback is not None:
+            for sentence in self._sentences.flush():
+                self.playback.speak(sentence)
+            self.playback.finish()
 
     async def _send_delta(self, safe: str) -> None:
-        if safe:
-            self._sent.append(safe)
-            await self._send(events.agent_response_delta(turn=self.number, delta=safe))
+        if not safe:
+            return
+        self._sent.append(safe)
+        await self._send(events.agent_response_delta(turn=self.number, delta=safe))
+        if self.playback is not None:
+            for sentence in self._sentences.feed(safe):
+                self.playback.speak(sentence)
 
     async def on_tool_call(self, record: ToolCallRecord) -> None:
         await self._send(events.tool_invocation(turn=self.number, record=record))
 
+    def stop(self) -> tuple[int, str]:
+        """Silence the reply now; return (ms played, text heard). Text-only: all that was sent."""
+        if self.playback is None:
+            return 0, "".join(self._sent)
+        played_ms = self.playback.stop()
+        return played_ms, self.playback.heard_text(played_ms)
+
 
 class Conversation:
-    """Runs one session's turns and emits its events through `send`."""
+    """Runs one session's turns; events leave through `send`, agent audio through `send_audio`."""
 
     def __init__(
         self,
         session: Session,
         store: SessionStore,
         runtime: AgentRuntime,
+        synthesizer: SpeechSynthesizer | None,
         send: EventSender,
+        send_audio: AudioSender,
     ) -> None:
         self.session = session
         self.store = store
         self.runtime = runtime
         self.context = ContextWindow(session.agent.instructions, session.turn_budget)
         self.ended = False
+        self.audio_started = False
+        self._synthesizer = synthesizer
         self._send = send
+        self._send_audio = send_audio
         self._turn: AgentTurn | None = None
         self._turns_started = session.turn_count
+        self._recognition: RecognitionWorker | None = None
 
     @classmethod
-    async def open(cls, session_id: uuid.UUID, send: EventSender) -> Conversation:
+    async def open(
+        cls, session_id: uuid.UUID, send: EventSender, send_audio: AudioSender
+    ) -> Conversation:
         """Load a live session; raises Session.DoesNotExist, or SessionClosed if it has ended."""
         session = await Session.objects.select_related("agent").aget(pk=session_id)
         if session.status != Session.Status.ACTIVE:
             raise SessionClosed(f"session {session_id} has ended ({session.end_reason})")
         store = await SessionStore.open(session)
         runtime = AgentRuntime(spec_for(session.agent), redact=redact_value)
-        return cls(session, store, runtime, send)
+        synthesizer = build_synthesizer(
+            settings.TTS_ENGINE, session.agent.voice or settings.TTS_VOICE
+        )
+        return cls(session, store, runtime, synthesizer, send, send_audio)
 
     async def start(self) -> None:
         await self._send(
@@ -117,11 +155,34 @@ class Conversation:
         )
 
     async def configure(self, sample_rate: int) -> None:
+        if self.audio_started and sample_rate != self.session.sample_rate:
+            await self.report(
+                events.error(
+                    ErrorCode.INVALID_EVENT,
+                    "the sample rate can only change before the first audio frame",
+                    "client",
+                )
+            )
+            return
         await self.store.set_sample_rate(sample_rate)
 
-    async def hear_text(self, text: str, *, final: bool) -> None:
+    # --- the caller -----------------------------------------------------------------------
+
+    def hear_audio(self, pcm: bytes) -> None:
+        """Caller audio at the session's rate; recognised in the recognition worker's task."""
+        if self._recognition is None:
+            self._recognition = RecognitionWorker(
+                self,
+                SpeechDetector(build_vad(settings.VAD_ENGINE)),
+                build_recognizer(settings.STT_ENGINE),
+                sample_rate=self.session.sample_rate,
+            )
+        self.audio_started = True
+        self._recognition.feed(pcm)
+
+    async def hear_text(self, text: str, *, final: bool, source: BargeInSource = "text") -> None:
         """The caller's words as text; anything they say while the agent talks is a barge-in."""
-        await self.barge_in("text")
+        await self.barge_in(source)
         if final:
             await self.user_said(text)
         else:
@@ -146,9 +207,45 @@ class Conversation:
                 )
             )
         self._turns_started += 1
-        turn = AgentTurn(self._turns_started, self._send)
+        turn = AgentTurn(self._turns_started, self._send, self._playback_for(self._turns_started))
         turn.task = asyncio.create_task(self._run_agent_turn(turn, utterance))
         self._turn = turn
+
+    # RecognitionListener: what the recognition worker reports.
+
+    async def on_speech_started(self, offset_ms: int) -> None:
+        await self._send(events.speech_started(offset_ms=offset_ms))
+        await self.barge_in("speech")
+
+    async def on_speech_stopped(self, offset_ms: int, duration_ms: int) -> None:
+        await self._send(events.speech_stopped(offset_ms=offset_ms, duration_ms=duration_ms))
+
+    async def on_partial(self, text: str) -> None:
+        await self.hear_text(text, final=False, source="speech")
+
+    async def on_final(self, transcript: Transcript, start_ms: int, end_ms: int) -> None:
+        await self.user_said(
+            transcript.text, start_ms=start_ms, end_ms=end_ms, confidence=transcript.confidence
+        )
+
+    async def on_recognition_error(self, exc: ProviderError) -> None:
+        await self.report(events.error_for(exc))
+
+    # --- the agent ------------------------------------------------------------------------
+
+    def _playback_for(self, turn_number: int) -> PlaybackWorker | None:
+        if self._synthesizer is None:
+            return None
+        return PlaybackWorker(
+            self._synthesizer,
+            turn=turn_number,
+            sample_rate=self.session.sample_rate,
+            send_audio=self._send_audio,
+            send_event=self._send,
+            report=self.report,
+            frame_ms=settings.PLAYBACK_FRAME_MS,
+            lead_ms=settings.PLAYBACK_LEAD_MS,
+        )
 
     async def _run_agent_turn(self, turn: AgentTurn, utterance: Utterance) -> None:
         try:
@@ -159,60 +256,86 @@ class Conversation:
                 listener=turn,
             )
             await turn.flush()
-        except ProviderError as exc:
-            await self._keep_what_was_heard(turn)
-            await self.report(ErrorCode(exc.code), str(exc), "agent")
+        except Exception as exc:
+            await self._turn_failed(turn, exc)
             return
-        except Exception:
-            logger.exception("agent turn %d failed", turn.number)
-            await self._keep_what_was_heard(turn)
-            await self.report(ErrorCode.INTERNAL_ERROR, "the agent failed to answer", "agent")
-            return
-        turn.finishing = True
         reply = redact_digits(full_text)
-        stored = await self.store.add_utterance(Utterance.Role.AGENT, reply)
-        await self._send(
-            events.agent_response_final(turn=turn.number, text=reply, utterance_id=stored.id)
+        final = events.agent_response_final(
+            turn=turn.number, text=reply, utterance_id=turn.utterance_id
         )
+        if turn.playback is None:
+            await self._complete_turn(turn, reply)
+            await self._send(final)
+            return
+        await self._send(final)
+        played_ms = await turn.playback.wait_played()
+        await self._complete_turn(turn, reply)
+        await self._send(events.playback_completed(turn=turn.number, played_ms=played_ms))
+
+    async def _complete_turn(self, turn: AgentTurn, reply: str) -> None:
+        """The reply was delivered whole: no barge-in can cut it any more; store and remember it.
+
+        Done before the turn's last event, so a client that reads the session after that
+        event finds the reply stored.
+        """
+        turn.finishing = True
+        await self.store.add_utterance(Utterance.Role.AGENT, reply, id=turn.utterance_id)
         self.context.add_agent(reply)
         await self.store.count("turn_count")
 
+    async def _turn_failed(self, turn: AgentTurn, exc: Exception) -> None:
+        turn.finishing = True
+        _, heard = turn.stop()
+        await self._keep_what_was_heard(turn, heard)
+        if isinstance(exc, ProviderError):
+            await self.report(events.error_for(exc))
+        else:
+            logger.error("agent turn %d failed: %s", turn.number, type(exc).__name__)
+            await self.report(
+                events.error(ErrorCode.INTERNAL_ERROR, "the agent failed to answer", "agent")
+            )
+
     async def barge_in(self, source: BargeInSource) -> bool:
-        """Stop the agent's reply now, keeping what the caller received; False if none played."""
-        heard = await self._cancel_turn()
-        if heard is None:
+        """Stop the agent's reply now, keeping what the caller heard; False if none was playing."""
+        stopped = await self._stop_turn()
+        if stopped is None:
             return False
-        turn_number, heard_text = heard
+        turn, played_ms, heard = stopped
         await self._send(
-            events.barge_in(turn=turn_number, played_ms=0, heard_text=heard_text, source=source)
+            events.barge_in(turn=turn.number, played_ms=played_ms, heard_text=heard, source=source)
         )
+        await self._keep_what_was_heard(turn, heard)
         await self.store.count("barge_in_count")
         return True
 
-    async def _cancel_turn(self) -> tuple[int, str] | None:
+    async def _stop_turn(self) -> tuple[AgentTurn, int, str] | None:
+        """Silence the reply in flight (no frame leaves after this) and cancel its generation."""
         turn, self._turn = self._turn, None
-        if turn is None or turn.task is None or not turn.interruptible:
+        if turn is None or not turn.interruptible:
             return None
+        played_ms, heard = turn.stop()
         turn.task.cancel()
         await asyncio.wait([turn.task])
-        await self._keep_what_was_heard(turn)
-        return turn.number, turn.sent_text
+        return turn, played_ms, heard
 
-    async def _keep_what_was_heard(self, turn: AgentTurn) -> None:
+    async def _keep_what_was_heard(self, turn: AgentTurn, heard: str) -> None:
         """A reply cut short: store it as interrupted; the context keeps only what was heard."""
         if not turn.generated_text:
             return
         await self.store.add_utterance(
             Utterance.Role.AGENT,
             turn.generated_text,
+            id=turn.utterance_id,
             interrupted=True,
-            heard_text=turn.sent_text,
+            heard_text=heard,
         )
-        self.context.add_agent(turn.sent_text)
+        self.context.add_agent(heard)
 
-    async def report(self, code: ErrorCode, message: str, source: ErrorSource) -> None:
+    # --- the session ----------------------------------------------------------------------
+
+    async def report(self, body: ErrorBody) -> None:
         """Tell the caller something went wrong, and count it on the session."""
-        await self._send(events.error(code, message, source))
+        await self._send(body)
         await self.store.count("error_count")
 
     async def end(self, reason: str, *, notify: bool = True) -> None:
@@ -220,8 +343,15 @@ class Conversation:
         if self.ended:
             return
         self.ended = True
-        await self._cancel_turn()
+        stopped = await self._stop_turn()
+        if stopped is not None:
+            turn, _, heard = stopped
+            await self._keep_what_was_heard(turn, heard)
+        if self._recognition is not None:
+            await self._recognition.close()
         await end_session(self.session.id, reason)
         await self.runtime.aclose()
+        if self._synthesizer is not None:
+            await self._synthesizer.aclose()
         if notify:
             await self._send(events.session_ended(reason))

@@ -65,12 +65,31 @@ async def test_overlong_utterance(stream, settings):
     assert await Utterance.objects.filter(session_id=client.session.id).acount() == 0
 
 
-async def test_audio_frame_before_audio_support(stream):
+@pytest.mark.parametrize(
+    "frame,code",
+    [
+        pytest.param(b"\x00" * 641, "invalid_audio", id="odd-byte-count"),
+        pytest.param(b"\x00\x00" * 16001, "payload_too_large", id="longer-than-a-second"),
+    ],
+)
+async def test_bad_audio_frame_gets_error_and_connection_survives(stream, frame, code):
     client = await stream()
-    await client.send_raw(data=b"\x00\x01" * 160)
+    await client.send_raw(data=frame)
     error = await client.receive()
-    assert error["code"] == "invalid_audio"
+    assert (error["type"], error["code"], error["source"]) == ("error", code, "client")
+    await client.send_raw(data=b"\x00\x00" * 320)  # a good frame is still taken
     await assert_still_usable(client)
+
+
+async def test_sample_rate_cannot_change_once_audio_flows(stream):
+    client = await stream()
+    await client.send_raw(data=b"\x00\x00" * 320)
+    await client.send(type="config", sample_rate=8000)
+    error = await client.receive()
+    assert error["code"] == "invalid_event"
+    assert "before the first audio frame" in error["message"]
+    session = await Session.objects.aget(pk=client.session.id)
+    assert session.sample_rate == 16000
 
 
 async def test_config_sets_the_sample_rate(stream):

@@ -1,0 +1,181 @@
+"""Offline streaming recognition with pocketsphinx and the US English model in its wheel.
+
+Pocketsphinx holds the GIL while it works, so every call runs on one engine thread that all
+recognizers in the process share:
+- more threads would add no throughput, only contention for the GIL;
+- one FIFO thread keeps each recognizer's calls in order without a lock;
+- the pool of idle decoders is touched only on that thread, so it needs no lock either.
+The event loop still pauses while a call holds the GIL, so audio is decoded in 60 ms blocks: a
+third of the executor hops of 20 ms frames, and loop pauses of at most ~35 ms (~90 ms for 100 ms).
+A decoder costs ~90 MB and ~300 ms to create (the whole process stalls meanwhile): a recognizer
+takes one on first use, keeps it for the session and hands it back to the pool on aclose().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from pocketsphinx import Decoder
+
+from agents_app.errors import ProviderUnavailable
+from agents_app.speech.audio import frame_bytes
+from agents_app.speech.stt.base import INPUT_RATE, Transcript
+
+logger = logging.getLogger(__name__)
+
+BLOCK_MS = 60
+PARTIAL_EVERY_MS = 300
+# Idle decoders kept for the next sessions; each holds ~90 MB.
+IDLE_DECODERS = 2
+
+T = TypeVar("T")
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pocketsphinx")
+
+
+class _Decoding:
+    """One decoder and whether it is inside an utterance; use only on the engine thread."""
+
+    def __init__(self) -> None:
+        # fwdflat re-decodes the utterance in end_utt, ~100 ms under the GIL, for no gain here.
+        self.decoder = Decoder(samprate=INPUT_RATE, fwdflat=False, loglevel="FATAL")
+        self.initial_cmn = self.decoder.get_cmn()
+        self.in_utterance = False
+
+    def begin(self) -> None:
+        """Start an utterance, dropping one left open."""
+        if self.in_utterance:
+            self.decoder.end_utt()
+        self.decoder.start_utt()
+        self.in_utterance = True
+
+    def feed(self, pcm: bytes, want_hypothesis: bool) -> str:
+        """Decode a block; with `want_hypothesis`, the best text so far."""
+        if not self.in_utterance:
+            self.begin()
+        self.decoder.process_raw(pcm, False, False)
+        return self._text() if want_hypothesis else ""
+
+    def finish(self, pcm: bytes) -> Transcript:
+        """Decode the last audio, end the utterance and return what it said."""
+        if not self.in_utterance and not pcm:
+            return Transcript(text="")
+        if not self.in_utterance:
+            self.begin()
+        if pcm:
+            self.decoder.process_raw(pcm, False, False)
+        self.decoder.end_utt()
+        self.in_utterance = False
+        text = self._text()
+        return Transcript(text=text, confidence=self._confidence() if text else None)
+
+    def reset(self) -> None:
+        """Forget the last session: its open utterance and its channel (the cepstral mean)."""
+        if self.in_utterance:
+            self.decoder.end_utt()
+            self.in_utterance = False
+        self.decoder.set_cmn(self.initial_cmn)
+
+    def _text(self) -> str:
+        hypothesis = self.decoder.hyp()
+        return hypothesis.hypstr.strip() if hypothesis is not None else ""
+
+    def _confidence(self) -> float | None:
+        # The binding gives posteriors (not logs); the utterance's shrinks with every word.
+        posteriors = [
+            min(max(segment.prob, 0.0), 1.0)
+            for segment in self.decoder.seg()
+            if not segment.word.startswith(("<", "[", "+"))
+        ]
+        return sum(posteriors) / len(posteriors) if posteriors else None
+
+
+_idle: list[_Decoding] = []
+
+
+def _acquire() -> _Decoding:
+    """An idle decoder, or a new one (engine thread)."""
+    return _idle.pop() if _idle else _Decoding()
+
+
+def _release(decoding: _Decoding) -> None:
+    """Keep a session's decoder for the next session, if there is room (engine thread)."""
+    try:
+        decoding.reset()
+    except Exception:
+        logger.warning("dropping a pocketsphinx decoder that failed to reset", exc_info=True)
+        return
+    if len(_idle) < IDLE_DECODERS:
+        _idle.append(decoding)
+
+
+class PocketsphinxRecognizer:
+    """Offline US English recognition for one session, decoded on the shared engine thread."""
+
+    def __init__(self) -> None:
+        self._decoding: _Decoding | None = None
+        self._pending = bytearray()
+        self._unchecked_ms = 0
+        self._partial = ""
+
+    async def start_utterance(self) -> None:
+        self._reset_stream()
+        decoding = await self._decoding_ready()
+        await self._call(decoding.begin)
+
+    async def accept(self, pcm: bytes) -> str | None:
+        """Decode whole blocks; every PARTIAL_EVERY_MS of audio, return the text if it changed."""
+        self._pending += pcm
+        block = frame_bytes(INPUT_RATE, BLOCK_MS)
+        latest = None
+        while len(self._pending) >= block:
+            chunk = bytes(self._pending[:block])
+            del self._pending[:block]
+            self._unchecked_ms += BLOCK_MS
+            want_hypothesis = self._unchecked_ms >= PARTIAL_EVERY_MS
+            decoding = await self._decoding_ready()
+            text = await self._call(decoding.feed, chunk, want_hypothesis)
+            if want_hypothesis:
+                self._unchecked_ms = 0
+                latest = text
+        if not latest or latest == self._partial:
+            return None
+        self._partial = latest
+        return latest
+
+    async def finish_utterance(self) -> Transcript:
+        pcm = bytes(self._pending)
+        self._reset_stream()
+        if self._decoding is None and not pcm:
+            return Transcript(text="")
+        decoding = await self._decoding_ready()
+        return await self._call(decoding.finish, pcm)
+
+    async def aclose(self) -> None:
+        """Hand the decoder back to the pool; the recognizer may be used again after this."""
+        decoding, self._decoding = self._decoding, None
+        self._reset_stream()
+        if decoding is not None:
+            await asyncio.get_running_loop().run_in_executor(_executor, _release, decoding)
+
+    def _reset_stream(self) -> None:
+        self._pending.clear()
+        self._unchecked_ms = 0
+        self._partial = ""
+
+    async def _decoding_ready(self) -> _Decoding:
+        if self._decoding is None:
+            self._decoding = await self._call(_acquire)
+        return self._decoding
+
+    async def _call(self, work: Callable[..., T], *args: object) -> T:
+        """Run `work` on the engine thread, turning pocketsphinx's failures into ours."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(_executor, work, *args)
+        except Exception as exc:
+            self._decoding = None  # its state is unknown now: never reuse or pool it
+            raise ProviderUnavailable(f"pocketsphinx failed: {exc}", role="stt") from exc

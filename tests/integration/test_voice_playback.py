@@ -1,0 +1,173 @@
+"""Agent speech: replies are spoken in paced frames, and every barge-in trigger silences them.
+
+The `silent` engine speaks silence at a fixed 300 ms a word, so timings are known; espeak
+proves the frames carry the real synthesised audio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from django.test import AsyncClient
+
+from agents_app.models import Task
+from agents_app.speech.audio import resample
+from agents_app.speech.tts.espeak import synthesize_blocking
+from sessions_app.models import Session, Utterance
+from tests.conftest import latest_task
+from tests.speech import frames, speech_pcm
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FRAME_BYTES = 640  # 20 ms at 16 kHz
+LONG_SAY = "please tell me a very long story about the sea and the ships"
+REPLY = f"You said: {LONG_SAY}"
+
+
+@pytest.fixture
+def silent_voice(settings):
+    settings.TTS_ENGINE = "silent"
+
+
+def envelope(samples: np.ndarray) -> np.ndarray:
+    """Loudness per 20 ms frame, over the first second."""
+    frames_ = samples[: 320 * 50].reshape(-1, 320)
+    return np.sqrt((frames_**2).mean(axis=1))
+
+
+async def collect_until(client, event_type: str, timeout: float = 10) -> list[Any]:
+    """Events and audio frames, in arrival order, up to the first event of `event_type`."""
+    seen = []
+    while True:
+        item = await client.receive_any(timeout)
+        seen.append(item)
+        if isinstance(item, dict) and item["type"] == event_type:
+            return seen
+
+
+async def start_speaking(client, text: str = LONG_SAY, frames_heard: int = 10) -> None:
+    """Say `text`, then wait until the agent's reply has been playing for a few frames."""
+    await client.send(type="text", text=text, final=True)
+    await collect_until(client, "playback_started")
+    received = 0
+    while received < frames_heard:
+        if isinstance(await client.receive_any(), bytes):
+            received += 1
+
+
+async def assert_cut(client, barge_in: dict, source: str) -> None:
+    """The barge-in reports what was heard, and no audio frame follows it."""
+    assert barge_in["type"] == "barge_in" and barge_in["source"] == source
+    assert 0 < barge_in["played_ms"] < 300 * len(REPLY.split())
+    assert barge_in["heard_text"] and REPLY.startswith(barge_in["heard_text"])
+    assert len(barge_in["heard_text"]) < len(REPLY)
+    assert await client.communicator.receive_nothing(timeout=0.3), "audio after barge_in"
+    agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")
+    assert (agent.interrupted, agent.heard_text) == (True, barge_in["heard_text"])
+    assert agent.text == REPLY
+
+
+async def test_reply_is_spoken_in_frames_matching_the_synthesised_audio(stream, settings):
+    settings.TTS_ENGINE = "espeak"
+    client = await stream()
+
+    await client.send(type="text", text="hello there", final=True)
+    seen = await collect_until(client, "playback_completed")
+
+    types = [item["type"] if isinstance(item, dict) else "audio" for item in seen]
+    first_audio = types.index("audio")
+    assert types[first_audio - 1] == "playback_started" or "playback_started" in types[:first_audio]
+    assert types.index("transcript_final") < types.index("playback_started") < first_audio
+    assert "audio" not in types[types.index("playback_completed") :]
+    audio = [item for item in seen if isinstance(item, bytes)]
+    assert all(len(frame) == FRAME_BYTES for frame in audio[:-1])
+    clip = synthesize_blocking(
+        "You said: hello there", voice="en-us", rate_wpm=settings.TTS_RATE_WPM
+    )
+    expected = resample(clip.pcm, clip.sample_rate, 16000)
+    # espeak's output can drift by a sample between runs: compare length and loudness envelope.
+    spoken = np.frombuffer(b"".join(audio), dtype=np.int16).astype(float)
+    reference = np.frombuffer(expected, dtype=np.int16).astype(float)
+    assert abs(len(spoken) - len(reference)) <= 320
+    assert np.corrcoef(envelope(spoken), envelope(reference))[0, 1] > 0.95
+    started = next(
+        item for item in seen if isinstance(item, dict) and item["type"] == "playback_started"
+    )
+    completed = seen[-1]
+    assert started["sample_rate"] == 16000
+    assert completed["played_ms"] == round(len(spoken) / 16)
+    agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")
+    assert (agent.text, agent.interrupted) == ("You said: hello there", False)
+
+
+async def test_first_sentence_plays_before_the_reply_is_complete(stream, gated_agent, silent_voice):
+    client = await stream(agent="gated")
+    await client.send(type="text", text="go on", final=True)
+
+    # The gated agent stalls after its first sentence; that sentence is already playing.
+    seen = await collect_until(client, "playback_started")
+    assert not any(
+        isinstance(e, dict) and e["type"] == "agent_response" and e["final"] for e in seen
+    )
+    assert isinstance(await client.receive_any(), bytes)
+
+
+async def test_interrupt_event_stops_playback(stream, silent_voice):
+    client = await stream()
+    await start_speaking(client)
+    await client.send(type="interrupt")
+    await assert_cut(client, await client.receive(), "interrupt")
+
+
+async def test_non_final_text_stops_playback(stream, silent_voice):
+    client = await stream()
+    await start_speaking(client)
+    await client.send(type="text", text="wait", final=False)
+    barge_in = await client.receive()
+    assert (await client.receive())["type"] == "transcript_partial"
+    await assert_cut(client, barge_in, "text")
+
+
+async def test_operator_endpoint_stops_playback(stream, silent_voice):
+    client = await stream()
+    await start_speaking(client)
+    response = await AsyncClient().post(f"/api/sessions/{client.session.id}/interrupt")
+    assert response.status_code == 202
+    await assert_cut(client, await client.receive(), "operator")
+
+
+async def test_caller_speech_stops_playback(stream, silent_voice):
+    client = await stream()
+    await start_speaking(client)
+
+    for frame in frames(speech_pcm("stop, stop, please stop")):
+        await client.send_raw(data=frame)
+    seen = await collect_until(client, "barge_in")
+
+    started = [e for e in seen if isinstance(e, dict) and e["type"] == "speech_started"]
+    assert len(started) == 1
+    await assert_cut(client, seen[-1], "speech")
+
+
+async def test_next_turn_context_holds_only_what_was_heard(stream, silent_voice):
+    client = await stream()
+    await start_speaking(client)
+    await client.send(type="interrupt")
+    barge_in = await client.receive()
+    heard = barge_in["heard_text"]
+
+    await client.send(type="text", text="and then", final=True)
+    await collect_until(client, "playback_completed")
+
+    task = await latest_task(client.session.id)
+    assert task.input["messages"] == [
+        {"role": "user", "content": LONG_SAY},
+        {"role": "assistant", "content": heard},
+        {"role": "user", "content": "and then"},
+    ]
+    session = await Session.objects.aget(pk=client.session.id)
+    assert (session.barge_in_count, session.turn_count) == (1, 1)
+    statuses = [t.status async for t in Task.objects.filter(session=session).order_by("created_at")]
+    assert statuses == ["succeeded", "succeeded"]

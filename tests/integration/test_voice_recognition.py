@@ -1,0 +1,92 @@
+"""Caller speech over the WebSocket: voice detection, recognition, and the turn it starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions_app.models import Utterance
+from tests.speech import frames, noise, silence, speech_pcm
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SENTENCE = "hello I would like to check my account balance please"
+# What pocketsphinx reliably hears of espeak saying SENTENCE (see tests/unit/test_stt_engines.py).
+ROBUST_WORDS = {"would", "like"}
+
+
+@pytest.fixture
+def listening(settings):
+    settings.STT_ENGINE = "pocketsphinx"
+
+
+async def send_audio(client, pcm: bytes, sample_rate: int = 16000) -> None:
+    for frame in frames(pcm, sample_rate):
+        await client.send_raw(data=frame)
+
+
+async def events_until(client, event_type: str, timeout: float = 15) -> list[dict]:
+    return await client.receive_until(event_type, timeout=timeout)
+
+
+async def test_speech_is_detected_recognised_stored_and_answered(stream, listening):
+    client = await stream()
+
+    await send_audio(client, silence(500) + speech_pcm(SENTENCE) + silence(1000))
+    heard = await events_until(client, "transcript_final")
+    reply = await events_until(client, "agent_response")
+
+    types = [event["type"] for event in heard]
+    assert types[0] == "speech_started"
+    assert types.index("speech_stopped") < types.index("transcript_final")
+    assert "transcript_partial" in types
+    started = heard[0]
+    assert 400 <= started["offset_ms"] <= 700, (
+        "onset is where the speech begins, not where confirmed"
+    )
+    final = heard[-1]
+    assert ROBUST_WORDS & set(final["text"].split()), final["text"]
+    assert reply[-1]["delta"]  # the agent answers the recognised words
+
+    stored = await Utterance.objects.aget(session_id=client.session.id, role="user")
+    assert stored.text == final["text"]
+    assert stored.start_ms == started["offset_ms"]
+    stopped = next(event for event in heard if event["type"] == "speech_stopped")
+    assert stored.end_ms == stopped["offset_ms"]
+    assert stored.confidence is not None and 0 <= stored.confidence <= 1
+
+
+async def test_silence_and_noise_start_nothing(stream, listening):
+    client = await stream()
+    await send_audio(client, silence(600) + noise("brown", 1500) + silence(800))
+    assert await client.communicator.receive_nothing(timeout=1.0)
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 24000, 48000])
+async def test_other_sample_rates_are_resampled(stream, listening, sample_rate):
+    client = await stream()
+    await client.send(type="config", sample_rate=sample_rate)
+
+    pcm = silence(400, sample_rate) + speech_pcm(SENTENCE, sample_rate) + silence(1000, sample_rate)
+    await send_audio(client, pcm, sample_rate)
+    heard = await events_until(client, "transcript_final")
+
+    assert heard[0]["type"] == "speech_started"
+    assert heard[-1]["text"]
+
+
+async def test_frames_of_any_size_up_to_a_second(stream, listening):
+    client = await stream()
+    pcm = silence(300) + speech_pcm(SENTENCE) + silence(1000)
+    for start in range(0, len(pcm), 32000):  # 1 s frames, the largest allowed
+        await client.send_raw(data=pcm[start : start + 32000])
+    heard = await events_until(client, "transcript_final")
+    assert ROBUST_WORDS & set(heard[-1]["text"].split())
+
+
+async def test_voice_without_recognizer_still_detects_speech(stream, settings):
+    settings.STT_ENGINE = "none"
+    client = await stream()
+    await send_audio(client, silence(300) + speech_pcm("stop please") + silence(1000))
+    heard = await events_until(client, "speech_stopped")
+    assert [event["type"] for event in heard] == ["speech_started", "speech_stopped"]
+    assert await client.communicator.receive_nothing(timeout=0.3)
