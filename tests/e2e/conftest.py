@@ -1,4 +1,8 @@
-"""Browser fixtures: a real daphne server on a fresh SQLite file, and Debian's chromium."""
+"""Browser fixtures: a real daphne server on a fresh SQLite file, and Debian's chromium.
+
+The server runs the default voice engines (pocketsphinx, espeak, hybrid VAD) whatever the
+environment says, so the dashboard hears and speaks as it does for a user.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,6 +29,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+VOICE_ENGINES = {"STT_ENGINE": "pocketsphinx", "TTS_ENGINE": "espeak", "VAD_ENGINE": "hybrid"}
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 10.0
 
@@ -83,6 +88,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
         "DEBUG": "1",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **VOICE_ENGINES,
     }
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
@@ -111,13 +117,23 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(server)
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Headless Debian chromium driven by Playwright's sync API; ask for it before the server."""
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    """Playwright's sync API; ask for it (or `chromium`) before the server, so skips come first."""
     require_chromium()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
+        yield playwright
+
+
+def launch_chromium(playwright: Playwright, *extra_args: str) -> Browser:
+    """Headless Debian chromium with our flags, plus `extra_args` (a fake microphone, say)."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Playwright) -> Iterator[Browser]:
+    browser = launch_chromium(playwright)
+    yield browser
+    browser.close()

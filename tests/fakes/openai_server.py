@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -150,6 +150,17 @@ class TranscriptionReply:
 
     async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
         return web.json_response({"text": self.text})
+
+
+@dataclass(frozen=True)
+class TranscribedReply:
+    """Answer a transcription with `await transcribe(wav)`: text that depends on the audio."""
+
+    transcribe: Callable[[bytes], Awaitable[str]]
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        (recorded,) = server.uploads_to()[-1:]
+        return web.json_response({"text": await self.transcribe(recorded.data)})
 
 
 @dataclass(frozen=True)

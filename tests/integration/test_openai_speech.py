@@ -10,6 +10,7 @@ from agents_app.errors import ProviderRejected, ProviderTimeout, ProviderUnavail
 from agents_app.speech.audio import from_wav
 from agents_app.speech.stt import build_recognizer
 from agents_app.speech.stt.openai import OpenAIRecognizer
+from agents_app.speech.stt.pocketsphinx import PocketsphinxRecognizer
 from agents_app.speech.tts import build_synthesizer
 from agents_app.speech.tts.openai import OpenAISynthesizer
 from tests.fakes.openai_server import (
@@ -19,9 +20,11 @@ from tests.fakes.openai_server import (
     Hang,
     SpeechReply,
     SpokenReply,
+    TranscribedReply,
     TranscriptionReply,
 )
 from tests.speech import frames, speech_pcm
+from tests.unit.test_stt_engines import RecognizerContract
 from tests.unit.test_tts_engines import SynthesizerContract
 
 
@@ -241,3 +244,27 @@ async def test_blank_text_is_an_empty_clip_without_a_request(fake_openai, synthe
     assert clip.pcm == b""
     assert clip.words == []
     assert fake_openai.requests == []
+
+
+class TestOpenAIRecognizerContract(RecognizerContract):
+    """The OpenAI recognizer keeps the same promises; the fake transcribes what it is sent
+    (with the offline engine), as a cloud recognizer would."""
+
+    gives_partials = False
+
+    @pytest.fixture
+    async def recognizer(self, speech_settings, fake_openai) -> AsyncIterator[OpenAIRecognizer]:
+        offline = PocketsphinxRecognizer()
+
+        async def transcribe(wav: bytes) -> str:
+            pcm, rate = from_wav(wav)
+            assert rate == 16000
+            await offline.start_utterance()
+            await offline.accept(pcm)
+            return (await offline.finish_utterance()).text
+
+        fake_openai.script(*[TranscribedReply(transcribe)] * 8, path=TRANSCRIPTIONS)
+        recognizer = OpenAIRecognizer()
+        yield recognizer
+        await recognizer.aclose()
+        await offline.aclose()
