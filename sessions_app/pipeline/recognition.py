@@ -14,7 +14,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from agents_app.errors import ProviderError
+from agents_app.errors import ProviderError, ProviderUnavailable
 from agents_app.speech.audio import StreamResampler
 from agents_app.speech.stt.base import INPUT_RATE, SpeechRecognizer, Transcript
 from sessions_app.vad import SpeechDetector, SpeechStarted, SpeechStopped
@@ -77,6 +77,13 @@ class RecognitionWorker:
             except ProviderError as exc:
                 self._speech_start_ms = None
                 await self._listener.on_recognition_error(exc)
+            except Exception:
+                # One bad chunk must not deafen the session: report it and keep listening.
+                logger.exception("recognition failed on a chunk of caller audio")
+                self._speech_start_ms = None
+                await self._listener.on_recognition_error(
+                    ProviderUnavailable("speech recognition failed", role="stt")
+                )
 
     async def _hear(self, pcm: bytes) -> None:
         self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000

@@ -90,3 +90,29 @@ async def test_voice_without_recognizer_still_detects_speech(stream, settings):
     heard = await events_until(client, "speech_stopped")
     assert [event["type"] for event in heard] == ["speech_started", "speech_stopped"]
     assert await client.communicator.receive_nothing(timeout=0.3)
+
+
+async def test_a_recognizer_failure_is_reported_and_listening_goes_on(
+    stream, listening, monkeypatch
+):
+    from agents_app.speech.stt.pocketsphinx import PocketsphinxRecognizer
+
+    real_finish = PocketsphinxRecognizer.finish_utterance
+    calls = []
+
+    async def fail_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("decoder exploded")
+        return await real_finish(self)
+
+    monkeypatch.setattr(PocketsphinxRecognizer, "finish_utterance", fail_once)
+    client = await stream()
+
+    await send_audio(client, silence(300) + speech_pcm(SENTENCE) + silence(1000))
+    failed = await events_until(client, "error")
+    assert failed[-1]["code"] == "stt_unavailable" and failed[-1]["source"] == "stt"
+
+    await send_audio(client, speech_pcm(SENTENCE) + silence(1000))
+    heard = await events_until(client, "transcript_final")
+    assert ROBUST_WORDS & set(heard[-1]["text"].split())
