@@ -1,7 +1,9 @@
-from django.contrib import admin
+from asgiref.sync import async_to_sync
+from django.contrib import admin, messages
 
 from agents_app.admin import RecordInline
 from agents_app.models import Task
+from sessions_app.control import end_live_session, interrupt_session
 from sessions_app.models import Session, Utterance
 
 
@@ -42,6 +44,21 @@ class SessionAdmin(admin.ModelAdmin):
         "error_count",
     ]
     inlines = [UtteranceInline, TaskInline]
+    actions = ["interrupt_sessions", "end_sessions"]
+
+    @admin.action(description="Interrupt the agent (barge-in)")
+    def interrupt_sessions(self, request, queryset) -> None:
+        live = list(queryset.filter(status=Session.Status.ACTIVE).values_list("pk", flat=True))
+        for session_id in live:
+            async_to_sync(interrupt_session)(session_id)
+        self.message_user(request, f"Interrupt sent to {len(live)} live session(s).")
+
+    @admin.action(description="End session")
+    def end_sessions(self, request, queryset) -> None:
+        live = list(queryset.filter(status=Session.Status.ACTIVE).values_list("pk", flat=True))
+        ended = sum(async_to_sync(end_live_session)(pk, "operator_ended") for pk in live)
+        level = messages.SUCCESS if ended else messages.WARNING
+        self.message_user(request, f"Ended {ended} live session(s).", level)
 
 
 @admin.register(Utterance)

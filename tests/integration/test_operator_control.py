@@ -62,3 +62,28 @@ class TestRedisLayer(OperatorControlTests):
     @pytest.fixture
     def stream(self, redis_layer, stream_factory):
         return stream_factory
+
+
+class TestAdminActions:
+    """The admin's actions reach live sessions the same way: through the channel layer."""
+
+    async def test_admin_interrupt_and_end_reach_the_live_session(
+        self, stream, gated_agent, admin_user
+    ):
+        client = await stream(agent="gated")
+        await start_gated_reply(client)
+        admin = AsyncClient()
+        await admin.aforce_login(admin_user)
+        changelist = "/admin/sessions_app/session/"
+        selected = {"_selected_action": [str(client.session.id)]}
+
+        response = await admin.post(changelist, {"action": "interrupt_sessions", **selected})
+        assert response.status_code == 302
+        barge_in = await client.receive()
+        assert (barge_in["type"], barge_in["source"]) == ("barge_in", "operator")
+
+        await admin.post(changelist, {"action": "end_sessions", **selected})
+        ended = await client.receive()
+        assert (ended["type"], ended["reason"]) == ("session_ended", "operator_ended")
+        session = await Session.objects.aget(pk=client.session.id)
+        assert session.status == "ended"
