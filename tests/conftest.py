@@ -20,6 +20,7 @@ from agents_app.strategies import STRATEGIES
 from sessions_app.contracts import validator
 from sessions_app.models import Session
 from sessions_app.tokens import issue_token
+from voiceproject import channel_layers as layer_configs
 from voiceproject.asgi import application
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -75,7 +76,7 @@ async def configured_layer(settings):
 
 @pytest.fixture
 async def in_memory_layer(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CHANNEL_LAYERS = {"default": layer_configs.in_memory_layer()}
     await reset_channel_layers()
     yield
     await reset_channel_layers()
@@ -84,12 +85,8 @@ async def in_memory_layer(settings):
 @pytest.fixture
 async def redis_layer(settings):
     require_service("Redis", "127.0.0.1", 6379)
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
-        }
-    }
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {"default": layer_configs.redis_layer(REDIS_URL, prefix=prefix)}
     await reset_channel_layers()
     yield
     await reset_channel_layers()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from voiceproject.channel_layers import in_memory_layer, redis_layer
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -89,22 +91,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                # A cancel older than a few seconds is stale: it must not stop a later turn.
-                "expiry": 10,
-                # Longer than the longest session, so a live session never falls out of its group.
-                "group_expiry": 86400,
-                "capacity": 200,
-            },
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYERS = {"default": redis_layer(REDIS_URL) if REDIS_URL else in_memory_layer()}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
