@@ -1,0 +1,272 @@
+"""What the benchmarks share: a daphne server to measure, sessions, the WebSocket, speech, figures.
+
+Imported as `harness` by the scripts next to it (`python bench/<name>.py` puts bench/ on the
+path); it puts the repository root on the path too, for the project's own espeak engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceproject.settings")
+
+SAMPLE_RATE = 16000
+FRAME_MS = 20
+FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * 2
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SERVER_START_TIMEOUT_S = 60.0
+SERVER_STOP_TIMEOUT_S = 10.0
+HTTP_TIMEOUT_S = 10.0
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_reachable(url: str = REDIS_URL) -> bool:
+    """True if a Redis server answers PING at `url` (host and port only)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait_for_health(url: str, server: subprocess.Popen, log: Path) -> None:
+    """Poll /health until it answers 200; give up if the server exits or takes too long."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"daphne exited with {server.returncode}:\n{_log_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"daphne did not answer /health in {SERVER_START_TIMEOUT_S} s")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=SERVER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Turned into SystemExit, a `kill` still runs the cleanup that stops the server.
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def daphne_server(
+    extra_env: dict[str, str] | None = None, log_path: Path | None = None
+) -> Iterator[str]:
+    """A daphne process on a free loopback port with its own migrated SQLite DB; yields its URL.
+
+    Its output goes to `log_path` if given, else to a file deleted with the temporary DB.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as workdir:
+        # The layer is chosen here, never inherited from the caller's REDIS_URL.
+        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env = {
+            **inherited,
+            "DATABASE_URL": f"sqlite:///{Path(workdir) / 'db.sqlite3'}",
+            "DEBUG": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"migrate failed:\n{migrate.stderr[-3000:]}")
+        port = free_port()
+        log = log_path or Path(workdir) / "daphne.log"
+        with log.open("wb") as log_file:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+                + ["voiceproject.asgi:application"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_for_health(url, server, log)
+            yield url
+        finally:
+            _stop(server)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", help="measure this running server (e.g. http://127.0.0.1:8000) instead"
+    )
+    parser.add_argument(
+        "--layer",
+        choices=["memory", "redis", "both"],
+        default="both",
+        help="channel layer(s) of the servers this script starts (default: both)",
+    )
+    parser.add_argument(
+        "--server-log-dir",
+        type=Path,
+        help="keep the output of the servers this script starts here (daphne-<layer>.log)",
+    )
+
+
+def layers(args: argparse.Namespace) -> list[str]:
+    """The channel layers to measure: `given` for `--url`, else per `--layer` (Redis if up)."""
+    if args.url:
+        return ["given"]
+    wanted = ["memory", "redis"] if args.layer == "both" else [args.layer]
+    if "redis" in wanted and not redis_reachable():
+        print(f"note: skipping the redis layer: no Redis answers at {REDIS_URL}")
+        wanted.remove("redis")
+    return wanted
+
+
+@contextlib.contextmanager
+def server(layer: str, args: argparse.Namespace) -> Iterator[str]:
+    """The base URL to measure: `--url` as given, or a server started on `layer`."""
+    if layer == "given":
+        yield args.url.rstrip("/")
+        return
+    log_path = None
+    if args.server_log_dir is not None:
+        args.server_log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = args.server_log_dir / f"daphne-{layer}.log"
+    env = {"REDIS_URL": REDIS_URL} if layer == "redis" else {}
+    with daphne_server(env, log_path) as url:
+        yield url
+
+
+# --- sessions and the WebSocket -------------------------------------------------------------
+
+
+async def create_session(http: aiohttp.ClientSession, base_url: str, agent: str = "echo") -> str:
+    """POST /api/sessions; the session's WebSocket URL."""
+    async with http.post(
+        f"{base_url}/api/sessions",
+        json={"agent": agent},
+        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S),
+    ) as response:
+        body = await response.json()
+        if response.status != 201:
+            raise RuntimeError(f"POST /api/sessions answered {response.status}: {body}")
+        return body["ws_url"]
+
+
+async def open_stream(
+    http: aiohttp.ClientSession, base_url: str, agent: str = "echo"
+) -> aiohttp.ClientWebSocketResponse:
+    """A new session's WebSocket, opened and past its `session_started` event."""
+    ws_url = await create_session(http, base_url, agent)
+    ws = await http.ws_connect(ws_url, origin=base_url, max_msg_size=0)
+    message = await ws.receive(timeout=HTTP_TIMEOUT_S)
+    event = json.loads(message.data) if message.type == aiohttp.WSMsgType.TEXT else {}
+    if event.get("type") != "session_started":
+        await ws.close()
+        raise RuntimeError(f"expected session_started, got {message.type} {message.data!r}")
+    return ws
+
+
+# --- speech ---------------------------------------------------------------------------------
+
+
+def speech_frames(text: str, wpm: int = 140) -> list[bytes]:
+    """`text` spoken by the project's espeak engine, as 20 ms frames of 16 kHz PCM16 mono."""
+    from agents_app.speech.audio import resample
+    from agents_app.speech.tts.espeak import synthesize_blocking
+
+    clip = synthesize_blocking(text, voice="en-us", rate_wpm=wpm)
+    pcm = resample(clip.pcm, clip.sample_rate, SAMPLE_RATE)
+    pcm += b"\0" * (-len(pcm) % FRAME_BYTES)
+    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+
+
+def frame_dbfs(frame: bytes) -> float:
+    """A frame's RMS level in dBFS (-inf for digital silence)."""
+    samples = np.frombuffer(frame, dtype=np.int16).astype(np.float64)
+    rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+    return 20 * np.log10(rms / 32768) if rms > 0 else float("-inf")
+
+
+SILENT_FRAME = b"\0" * FRAME_BYTES
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (linear interpolation); nan when there are no values."""
+    return float(np.percentile(values, p)) if values else float("nan")
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds to one decimal; `-` for none (None or nan)."""
+    return "-" if value is None or value != value else f"{value:.1f}"
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], left_columns: int = 1
+) -> None:
+    """A plain text table: the first `left_columns` columns left-aligned, the rest right."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i < left_columns else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    print(line(cells[0]))
+    print("  ".join("-" * width for width in widths))
+    for row in cells[1:]:
+        print(line(row))
