@@ -12,12 +12,8 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,22 +26,16 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceproject.settings")
 
+from tests.servers import migrate, running_daphne, server_env  # noqa: E402
+
 SAMPLE_RATE = 16000
 FRAME_MS = 20
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * 2
 REDIS_URL = "redis://127.0.0.1:6379/0"
-SERVER_START_TIMEOUT_S = 60.0
-SERVER_STOP_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 10.0
 
 
 # --- servers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def redis_reachable(url: str = REDIS_URL) -> bool:
@@ -57,35 +47,6 @@ def redis_reachable(url: str = REDIS_URL) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _wait_for_health(url: str, server: subprocess.Popen, log: Path) -> None:
-    """Poll /health until it answers 200; give up if the server exits or takes too long."""
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"daphne exited with {server.returncode}:\n{_log_tail(log)}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"daphne did not answer /health in {SERVER_START_TIMEOUT_S} s")
-
-
-def _stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=SERVER_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -102,44 +63,17 @@ def daphne_server(
     Its output goes to `log_path` if given, else to a file deleted with the temporary DB.
     """
     with tempfile.TemporaryDirectory(prefix="bench-server-") as workdir:
-        # The layer is chosen here, never inherited from the caller's REDIS_URL.
-        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env = {
-            **inherited,
-            "DATABASE_URL": f"sqlite:///{Path(workdir) / 'db.sqlite3'}",
-            "DEBUG": "0",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "LOG_LEVEL": "WARNING",
+        env = server_env(
+            DATABASE_URL=f"sqlite:///{Path(workdir) / 'db.sqlite3'}",
+            LOG_LEVEL="WARNING",
             **(extra_env or {}),
-        }
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
         )
-        if migrate.returncode != 0:
-            raise RuntimeError(f"migrate failed:\n{migrate.stderr[-3000:]}")
-        port = free_port()
-        log = log_path or Path(workdir) / "daphne.log"
-        with log.open("wb") as log_file:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-                + ["voiceproject.asgi:application"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        migrate(env)
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_for_health(url, server, log)
-            yield url
+            with running_daphne(env, log_path or Path(workdir) / "daphne.log") as url:
+                yield url
         finally:
-            _stop(server)
             signal.signal(signal.SIGTERM, previous)
 
 
