@@ -7,6 +7,7 @@ session has ended).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from urllib.parse import parse_qs
@@ -30,6 +31,7 @@ from sessions_app.tokens import TokenRefused, check_token
 
 logger = logging.getLogger(__name__)
 
+CLOSE_GOING_AWAY = 1001
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_ENDED = 4409
@@ -37,6 +39,15 @@ CLOSE_ENDED = 4409
 
 class StreamConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Run the consumer. A server shutting down (daphne cancels every application on
+        SIGTERM) ends the live session with reason `server_shutdown` before it goes."""
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            await self.end_session("server_shutdown", close_code=CLOSE_GOING_AWAY)
+            raise
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
@@ -105,10 +116,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Group message: end this session (operator, REST API on any process)."""
         await self.end_session(message.get("reason", "operator_ended"))
 
-    async def end_session(self, reason: str) -> None:
-        if self.conversation is not None:
+    async def end_session(self, reason: str, close_code: int = 1000) -> None:
+        if self.conversation is not None and not self.conversation.ended:
             await self.conversation.end(reason)
-            await self.close(code=1000)
+            await self.close(code=close_code)
 
     async def disconnect(self, code: int) -> None:
         if self.conversation is not None:

@@ -165,7 +165,8 @@ class StreamClient:
                 return seen
 
     async def close(self) -> None:
-        await self.communicator.disconnect()
+        if not self.communicator.future.done():  # a test may have ended the application
+            await self.communicator.disconnect()
 
 
 @pytest.fixture

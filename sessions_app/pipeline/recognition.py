@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
@@ -23,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 # Audio kept from before the detector confirms speech, handed to the recognizer at onset.
 PRE_ROLL_MS = 300
+
+
+@dataclass(frozen=True)
+class UnfinishedUtterance:
+    transcript: Transcript
+    start_ms: int
+    end_ms: int
 
 
 class RecognitionListener(Protocol):
@@ -63,11 +71,23 @@ class RecognitionWorker:
         """Queue caller audio (at the session's rate); never blocks."""
         self._audio.put_nowait(pcm)
 
-    async def close(self) -> None:
+    async def close(self) -> UnfinishedUtterance | None:
+        """Stop listening. Words of an utterance still being spoken are recognised and
+        returned, so ending a session mid-sentence loses nothing that was said."""
         self._task.cancel()
         await asyncio.wait([self._task])
-        if self._recognizer is not None:
+        if self._recognizer is None:
+            return None
+        unfinished = None
+        try:
+            if self._speech_start_ms is not None:
+                transcript = await self._recognizer.finish_utterance()
+                if transcript.text.strip():
+                    end_ms = round(self._received_ms)
+                    unfinished = UnfinishedUtterance(transcript, self._speech_start_ms, end_ms)
+        finally:
             await self._recognizer.aclose()
+        return unfinished
 
     async def _run(self) -> None:
         while True:

@@ -348,7 +348,15 @@ class Conversation:
             turn, _, heard = stopped
             await self._keep_what_was_heard(turn, heard)
         if self._recognition is not None:
-            await self._recognition.close()
+            unfinished = await self._recognition.close()
+            if unfinished is not None:
+                await self.store.add_utterance(
+                    Utterance.Role.USER,
+                    redact_digits(unfinished.transcript.text),
+                    start_ms=unfinished.start_ms,
+                    end_ms=unfinished.end_ms,
+                    confidence=unfinished.transcript.confidence,
+                )
         await end_session(self.session.id, reason)
         await self.runtime.aclose()
         if self._synthesizer is not None:
