@@ -1,8 +1,13 @@
-// The dashboard: start a session, talk to the agent by text, and watch every server event.
+// The dashboard: start a session, talk to the agent by voice or text, watch every server event.
 // Protocol: /work/shared/DESIGN.md §3 and contracts/stream-event.schema.json.
+
+import { AgentSpeaker, Microphone, frameLevel } from "./voice.js";
 
 const PARTIAL_DELAY_MS = 400;
 const SCROLL_SLACK_PX = 48;
+const DEFAULT_SAMPLE_RATE = 16000;
+// Per microphone frame (20 ms), the meter falls to this share of its last value at most.
+const LEVEL_DECAY = 0.85;
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -10,10 +15,14 @@ const ui = {
   status: byTestId("status"),
   agentSelect: byTestId("agent-select"),
   startButton: byTestId("start-button"),
+  micButton: byTestId("mic-button"),
+  levelMeter: byTestId("level-meter"),
+  voiceState: byTestId("voice-state"),
   interruptButton: byTestId("interrupt-button"),
   endButton: byTestId("end-button"),
   sessionId: byTestId("session-id"),
   audioFrames: byTestId("audio-frames"),
+  playedAudio: byTestId("played-audio"),
   notice: byTestId("notice"),
   transcript: byTestId("transcript"),
   composer: byTestId("composer"),
@@ -30,9 +39,18 @@ const state = {
   endReason: null,
   eventCount: 0,
   audioFrames: 0,
+  sampleRate: DEFAULT_SAMPLE_RATE,
+  agentSpeaking: false, // between playback_started and playback_completed or barge_in
+  callerSpeaking: false, // between speech_started and speech_stopped
+  level: 0,
   agentBubbles: new Map(), // turn number → the agent's bubble for that turn
   partialBubble: null,
   partialTimer: null,
+};
+
+const voice = {
+  microphone: new Microphone(onMicrophoneFrame),
+  speaker: newSpeaker(),
 };
 
 // --- DOM helpers -------------------------------------------------------------------------
@@ -90,9 +108,15 @@ function updateControls() {
   const live = isLive();
   ui.agentSelect.disabled = busy || ui.agentSelect.options.length === 0;
   ui.startButton.disabled = busy || !ui.agentSelect.value;
-  for (const control of [ui.textInput, ui.sendButton, ui.interruptButton, ui.endButton]) {
-    control.disabled = !live;
-  }
+  const sessionControls = [
+    ui.textInput,
+    ui.sendButton,
+    ui.micButton,
+    ui.interruptButton,
+    ui.endButton,
+  ];
+  for (const control of sessionControls) control.disabled = !live;
+  renderVoiceState();
 }
 
 // --- The event list: the one place that renders a server event -----------------------------
@@ -217,6 +241,8 @@ function addToolChip({ tool, status, duration_ms: ms, arguments: args, result, e
 }
 
 function onSessionStarted(event) {
+  state.sampleRate = event.sample_rate;
+  voice.speaker.prepare(event.sample_rate);
   setStatus("live", `live · agent ${event.agent?.name}`);
   updateControls();
   ui.textInput.focus();
@@ -224,6 +250,7 @@ function onSessionStarted(event) {
 
 function onSessionEnded({ reason }) {
   state.endReason = reason;
+  stopMicrophone();
   setStatus("ended", `ended: ${reason}`);
   addNote(`Session ended: ${reason}`);
   updateControls();
@@ -232,13 +259,20 @@ function onSessionEnded({ reason }) {
 // What each event does to the page besides its line in the event list.
 const EVENT_EFFECTS = {
   session_started: onSessionStarted,
+  speech_started: () => setSpeaking("callerSpeaking", true),
+  speech_stopped: () => setSpeaking("callerSpeaking", false),
   transcript_partial: (e) => showPartial(e.text),
   transcript_final: (e) => {
     clearPartial();
     addMessage("user", e.text);
   },
   agent_response: (e) => (e.final ? finishAgentReply(e) : extendAgentReply(e)),
-  barge_in: markInterrupted,
+  playback_started: onPlaybackStarted,
+  playback_completed: () => setSpeaking("agentSpeaking", false),
+  barge_in: (e) => {
+    stopAgentAudio();
+    markInterrupted(e);
+  },
   tool_invocation: addToolChip,
   context_truncated: (e) => addNote(`Context trimmed: ${e.dropped_turns} older turn(s) dropped.`),
   error: (e) => addNote(`Error ${e.code}: ${e.message}`, "error"),
@@ -250,16 +284,107 @@ function handleEvent(event) {
   keepScrolled(ui.transcript, () => EVENT_EFFECTS[event.type]?.(event));
 }
 
-// --- The WebSocket ---------------------------------------------------------------------------
+// --- Voice: the microphone, the level meter and the agent's audio ---------------------------
 
-function countAudioFrame() {
-  // Agent audio is not played yet; counting the frames shows that they arrive.
-  ui.audioFrames.textContent = String(++state.audioFrames);
+const VOICE_STATES = {
+  idle: "idle",
+  listening: "listening",
+  caller: "you are speaking",
+  agent: "agent speaking",
+};
+
+function newSpeaker() {
+  return new AgentSpeaker({
+    onProgress: showPlayed,
+    onError: (error) => showNotice(`Could not play the agent's audio: ${error.message}`),
+  });
 }
+
+function renderVoiceState() {
+  let phase = isLive() ? "listening" : "idle";
+  if (state.callerSpeaking) phase = "caller";
+  else if (state.agentSpeaking) phase = "agent";
+  ui.voiceState.dataset.state = phase;
+  ui.voiceState.textContent = VOICE_STATES[phase];
+}
+
+function setSpeaking(who, speaking) {
+  state[who] = speaking;
+  renderVoiceState();
+}
+
+/** The meter jumps up at once and falls back gently, so short syllables stay visible. */
+function showLevel(level) {
+  state.level = Math.max(level, state.level * LEVEL_DECAY);
+  ui.levelMeter.value = state.level;
+}
+
+function onMicrophoneFrame(samples) {
+  if (isLive()) state.socket.send(samples.buffer);
+  showLevel(frameLevel(samples));
+}
+
+function renderMicrophone() {
+  const on = voice.microphone.active;
+  ui.micButton.setAttribute("aria-pressed", String(on));
+  ui.micButton.title = on ? "Stop sending your microphone" : "Talk to the agent";
+}
+
+async function toggleMicrophone() {
+  if (voice.microphone.active) {
+    stopMicrophone();
+    return;
+  }
+  resumeAudio();
+  const starting = voice.microphone.start(state.sampleRate); // its AudioContext exists now
+  renderMicrophone();
+  try {
+    await starting;
+    hideNotice();
+  } catch (error) {
+    showNotice(`Could not use the microphone: ${error.message}`);
+  }
+  renderMicrophone();
+}
+
+function stopMicrophone() {
+  voice.microphone.stop();
+  state.level = 0;
+  ui.levelMeter.value = 0;
+  renderMicrophone();
+}
+
+/** Autoplay policy: an AudioContext made outside a click may wait for one to start. */
+function resumeAudio() {
+  voice.speaker.resume();
+  voice.microphone.resume();
+}
+
+function onPlaybackStarted({ sample_rate: rate }) {
+  voice.speaker.prepare(rate);
+  setSpeaking("agentSpeaking", true);
+}
+
+function stopAgentAudio() {
+  voice.speaker.clear();
+  setSpeaking("agentSpeaking", false);
+}
+
+function playAgentAudio(frame) {
+  ui.audioFrames.textContent = String(++state.audioFrames);
+  voice.speaker.play(frame);
+}
+
+function showPlayed({ samples, ms, buffered }) {
+  Object.assign(ui.playedAudio.dataset, { samples, ms: Math.round(ms), buffered });
+  ui.playedAudio.textContent = `${(ms / 1000).toFixed(1)} s`;
+}
+
+// --- The WebSocket ---------------------------------------------------------------------------
 
 function onSocketMessage({ data }) {
   if (data instanceof ArrayBuffer) {
-    countAudioFrame();
+    playAgentAudio(data);
     return;
   }
   let event;
@@ -275,6 +400,9 @@ function onSocketMessage({ data }) {
 function onSocketClose({ code, reason }) {
   state.socket = null;
   clearPartialTimer();
+  stopMicrophone();
+  voice.speaker.close(); // no more audio can come; the played total stays on show
+  Object.assign(state, { agentSpeaking: false, callerSpeaking: false });
   const detail = reason ? `code ${code}, ${reason}` : `code ${code}`;
   if (state.endReason !== null) {
     setStatus("ended", `ended: ${state.endReason} · socket closed (${detail})`);
@@ -333,12 +461,24 @@ async function loadAgents() {
 
 function resetSession() {
   clearPartialTimer();
-  Object.assign(state, { endReason: null, eventCount: 0, audioFrames: 0, partialBubble: null });
+  stopMicrophone();
+  voice.speaker.close();
+  voice.speaker = newSpeaker();
+  Object.assign(state, {
+    endReason: null,
+    eventCount: 0,
+    audioFrames: 0,
+    partialBubble: null,
+    sampleRate: DEFAULT_SAMPLE_RATE,
+    agentSpeaking: false,
+    callerSpeaking: false,
+  });
   state.agentBubbles.clear();
   ui.eventList.replaceChildren();
   ui.transcript.replaceChildren();
   ui.eventCount.textContent = "0";
   ui.audioFrames.textContent = "0";
+  showPlayed({ samples: 0, ms: 0, buffered: 0 });
   ui.sessionId.textContent = "—";
 }
 
@@ -346,12 +486,16 @@ async function startSession() {
   state.starting = true;
   hideNotice();
   resetSession();
+  // Made during the click, so the autoplay policy lets the agent's voice play.
+  voice.speaker.prepare(state.sampleRate);
   setStatus("connecting", "connecting…");
   updateControls();
   try {
     const body = JSON.stringify({ agent: ui.agentSelect.value });
     const session = await fetchJson("/api/sessions", { method: "POST", body });
     ui.sessionId.textContent = session.id;
+    state.sampleRate = session.sample_rate;
+    voice.speaker.prepare(session.sample_rate);
     openSocket(session.ws_url);
   } catch (error) {
     setStatus("idle", "idle · the session could not start");
@@ -387,11 +531,13 @@ function onComposerInput() {
 
 function bindControls() {
   ui.startButton.addEventListener("click", startSession);
+  ui.micButton.addEventListener("click", toggleMicrophone);
   ui.interruptButton.addEventListener("click", () => send({ type: "interrupt" }));
   ui.endButton.addEventListener("click", () => send({ type: "end" }));
   ui.agentSelect.addEventListener("change", updateControls);
   ui.composer.addEventListener("submit", onComposerSubmit);
   ui.textInput.addEventListener("input", onComposerInput);
+  for (const gesture of ["click", "keydown"]) document.addEventListener(gesture, resumeAudio);
 }
 
 bindControls();

@@ -19,16 +19,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from tests.e2e.browser import CHROMIUM, launch_chromium
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 VOICE_ENGINES = {"STT_ENGINE": "pocketsphinx", "TTS_ENGINE": "espeak", "VAD_ENGINE": "hybrid"}
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 10.0
@@ -117,19 +110,15 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's sync API; ask for it (or `chromium`) before the server, so skips come first."""
+    """Playwright's sync API, for one module (its event loop must not outlive the browser tests).
+
+    Ask for it (or `chromium`) before the server, so a missing chromium skips first.
+    """
     require_chromium()
     with sync_playwright() as playwright:
         yield playwright
-
-
-def launch_chromium(playwright: Playwright, *extra_args: str) -> Browser:
-    """Headless Debian chromium with our flags, plus `extra_args` (a fake microphone, say)."""
-    return playwright.chromium.launch(
-        executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
-    )
 
 
 @pytest.fixture(scope="module")

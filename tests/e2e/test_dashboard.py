@@ -5,37 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from tests.e2e.browser import event_items, events_of, open_dashboard, payload, start_session
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = "/tmp/dashboard.png"
+FRAME_MS = 20  # the server's agent audio frames
 
 
 @pytest.fixture
 def page(chromium: Browser, server_url: str) -> Iterator[Page]:
-    """A fresh page on the dashboard; fails the test on any JavaScript or console error."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 860}, color_scheme="light")
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(f"console: {message.text}") if message.type == "error" else None
-        ),
-    )
-    page.goto(f"{server_url}/")
-    yield page
-    context.close()
-    assert problems == []
-
-
-def event_items(page: Page) -> list[tuple[str, int]]:
-    """(type, seq) of every item in the event list, in page order."""
-    return page.get_by_test_id("event-item").evaluate_all(
-        "items => items.map(item => [item.dataset.type, Number(item.dataset.seq)])"
-    )
+    with open_dashboard(chromium, server_url) as page:
+        yield page
 
 
 def send_text(page: Page, text: str, *, press_enter: bool) -> None:
@@ -89,38 +72,27 @@ def test_text_conversation_in_the_dashboard(page: Page) -> None:
     assert "error" not in {kind for kind, _ in items}
 
     # Unfold one payload so the screenshot shows it.
-    page.locator('[data-testid="event-item"][data-type="transcript_final"] summary').last.click()
+    events_of(page, "transcript_final").last.locator("summary").click()
     page.screenshot(path=SCREENSHOT, full_page=True)
 
 
-def test_tool_chip_error_event_and_audio_frames(page: Page) -> None:
-    """The rules agent's tool call, a refused message shown as an error, binary frames counted."""
-    silence = b"\x00\x00" * 320  # 20 ms of PCM16 at 16 kHz
-
-    def forward_with_audio(page_side: WebSocketRoute) -> None:
-        # Stand-in for agent audio until the server sends it: two binary frames after the start.
-        server_side = page_side.connect_to_server()
-
-        def to_page(message: str | bytes) -> None:
-            page_side.send(message)
-            if isinstance(message, str) and '"session_started"' in message:
-                page_side.send(silence)
-                page_side.send(silence)
-
-        server_side.on_message(to_page)
-
-    page.route_web_socket("**/ws/sessions/**", forward_with_audio)
-    page.get_by_test_id("agent-select").select_option("rules")
-    page.get_by_test_id("start-button").click()
+def test_tool_chip_spoken_reply_and_error_event(page: Page) -> None:
+    """The rules agent's tool call, its reply's audio frames counted, a refused message shown."""
+    start_session(page, "rules")
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live")
-    expect(page.get_by_test_id("audio-frames")).to_have_text("2")
 
     send_text(page, "where is order 12345", press_enter=True)
     expect(page.get_by_test_id("tool-chip")).to_contain_text("order_status")
     expect(last_agent_bubble(page)).to_have_attribute("data-state", "final")
+    expect(events_of(page, "playback_completed")).to_have_count(1, timeout=15_000)
+    played_ms = payload(events_of(page, "playback_completed"))["played_ms"]
+    frames = int(page.get_by_test_id("audio-frames").inner_text())
+    # Every frame is FRAME_MS long but the last, which may be shorter.
+    assert played_ms > 0
+    assert played_ms / FRAME_MS <= frames < played_ms / FRAME_MS + 1.1
 
     send_text(page, "x" * 4001, press_enter=True)
-    error = page.locator('[data-testid="event-item"][data-type="error"]')
+    error = events_of(page, "error")
     expect(error).to_have_count(1)
     expect(error).to_contain_text("payload_too_large")
     expect(error).to_have_css("color", "rgb(180, 35, 24)")
