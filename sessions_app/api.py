@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from agents_app.models import Agent, Task
 from agents_app.serializers import agent_json, task_json
 from sessions_app import events
-from sessions_app.control import end_live_session, interrupt_session
+from sessions_app.control import LAYER_OUTAGES, end_live_session, interrupt_session
 from sessions_app.events import ErrorCode
 from sessions_app.models import Session
 from sessions_app.protocol import ProtocolError, check_sample_rate
@@ -60,10 +60,10 @@ def _ping_database() -> None:
 
 
 async def _ping_channel_layer() -> None:
+    # A send reaches the layer's server (Redis) and expires unread. A receive would share
+    # channels_redis's process-wide receive loop with the live sessions' consumers.
     layer = get_channel_layer()
-    channel = await layer.new_channel("health.")
-    await layer.send(channel, {"type": "health.ping"})
-    await layer.receive(channel)
+    await layer.send(await layer.new_channel("health."), {"type": "health.ping"})
 
 
 async def _check(probe: Callable[[], Awaitable[None]]) -> str:
@@ -187,8 +187,12 @@ async def session_detail(request: HttpRequest, session: Session) -> JsonResponse
 @api_view("POST")
 @with_session
 async def session_end(request: HttpRequest, session: Session) -> JsonResponse:
-    if not await end_live_session(session.id, "operator_ended"):
+    if session.status != Session.Status.ACTIVE:
         return error_response(ErrorCode.SESSION_ENDED, "the session has already ended", 409)
+    try:
+        await end_live_session(session.id, "operator_ended")
+    except LAYER_OUTAGES:
+        return _control_unavailable()
     return JsonResponse(session_json(await _find_session(str(session.id))))
 
 
@@ -197,5 +201,13 @@ async def session_end(request: HttpRequest, session: Session) -> JsonResponse:
 async def session_interrupt(request: HttpRequest, session: Session) -> JsonResponse:
     if session.status != Session.Status.ACTIVE:
         return error_response(ErrorCode.SESSION_ENDED, "the session has ended", 409)
-    await interrupt_session(session.id)
+    try:
+        await interrupt_session(session.id)
+    except LAYER_OUTAGES:
+        return _control_unavailable()
     return JsonResponse({"session_id": str(session.id), "interrupt": "sent"}, status=202)
+
+
+def _control_unavailable() -> JsonResponse:
+    message = "session control is unavailable: the channel layer is down; try again"
+    return error_response(ErrorCode.INTERNAL_ERROR, message, 503)

@@ -8,6 +8,7 @@ session has ended).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from urllib.parse import parse_qs
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from sessions_app import events
+from sessions_app.control import LAYER_OUTAGES, ControlReceiver
 from sessions_app.events import ErrorCode, Event, EventStream
 from sessions_app.models import Session, group_name
 from sessions_app.pipeline.turns import Conversation, SessionClosed
@@ -39,6 +41,19 @@ CLOSE_ENDED = 4409
 
 class StreamConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
+    control: ControlReceiver | None = None
+
+    @property
+    def channel_receive(self) -> ControlReceiver | None:
+        return self.control
+
+    @channel_receive.setter
+    def channel_receive(self, receive) -> None:
+        # channels sets this to the layer's receive; wrapped, a layer outage is ridden out.
+        self.control = ControlReceiver(receive, self._join_group)
+
+    async def _join_group(self) -> None:
+        await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
 
     async def __call__(self, scope, receive, send) -> None:
         """Run the consumer. A server shutting down (daphne cancels every application on
@@ -68,7 +83,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except SessionClosed as exc:
             await self.refuse(ErrorCode.SESSION_ENDED, str(exc), CLOSE_ENDED)
             return
-        await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
+        await self.control.ensure_joined()
         self.conversation = conversation
         await conversation.start()
 
@@ -123,5 +138,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.conversation is not None:
-            await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
+            with contextlib.suppress(*LAYER_OUTAGES):
+                await self.channel_layer.group_discard(
+                    group_name(self.session_id), self.channel_name
+                )
             await self.conversation.end("client_disconnected", notify=False)

@@ -5,12 +5,22 @@ The group reaches the session's consumer whichever process holds its WebSocket.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from sessions_app.models import group_name
 from sessions_app.store import end_session
+
+logger = logging.getLogger(__name__)
+
+# What a channel layer raises when its backing service is away (Redis down or restarting).
+LAYER_OUTAGES = (RedisError, OSError)
 
 
 async def interrupt_session(session_id: uuid.UUID, source: str = "operator") -> None:
@@ -21,9 +31,56 @@ async def interrupt_session(session_id: uuid.UUID, source: str = "operator") -> 
 
 
 async def end_live_session(session_id: uuid.UUID, reason: str) -> bool:
-    """Mark the session ended and tell its consumer, if one is connected, to close it."""
-    ended = await end_session(session_id, reason)
+    """Tell the session's consumer, if one is connected, to end it; mark it ended.
+
+    The message goes first: if the layer is down this raises before anything changed.
+    """
     await get_channel_layer().group_send(
         group_name(session_id), {"type": "session.end", "reason": reason}
     )
-    return ended
+    return await end_session(session_id, reason)
+
+
+class ControlReceiver:
+    """Receives a live session's control messages, riding out channel layer outages.
+
+    A Redis restart would otherwise raise out of the consumer and close the caller's socket,
+    though the session's own audio and turns need no Redis. Instead this waits, retries with
+    backoff, and re-joins the session's group once the layer answers (a restarted Redis
+    has forgotten it).
+    """
+
+    max_delay_s = 2.0
+
+    def __init__(
+        self, receive: Callable[[], Awaitable[dict[str, Any]]], join: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._receive = receive
+        self._join = join
+        self._wants_group = False  # set once the session is live
+        self._in_group = False
+
+    async def ensure_joined(self) -> None:
+        """Join the group now if the layer answers; otherwise the next receive will."""
+        self._wants_group = True
+        try:
+            await self._join()
+            self._in_group = True
+        except LAYER_OUTAGES as exc:
+            logger.warning("channel layer unavailable (%s): control waits", type(exc).__name__)
+
+    async def __call__(self) -> dict[str, Any]:
+        delay = 0.1
+        while True:
+            try:
+                if self._wants_group and not self._in_group:
+                    await self._join()
+                    self._in_group = True
+                    logger.info("session control re-joined its group")
+                return await self._receive()
+            except LAYER_OUTAGES as exc:
+                if self._in_group:
+                    logger.warning("channel layer lost (%s): retrying", type(exc).__name__)
+                self._in_group = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay_s)

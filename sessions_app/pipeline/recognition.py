@@ -81,6 +81,10 @@ class RecognitionWorker:
         unfinished = None
         try:
             if self._speech_start_ms is not None:
+                while not self._audio.empty():  # audio received but not yet heard
+                    pcm = self._resample(self._audio.get_nowait())
+                    self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
+                    await self._recognizer.accept(pcm)
                 transcript = await self._recognizer.finish_utterance()
                 if transcript.text.strip():
                     end_ms = round(self._received_ms)

@@ -52,8 +52,10 @@ async def test_shutdown_mid_sentence_stores_the_words_already_spoken(stream, set
     speech = speech_pcm("hello I would like to check my account balance please")
     for frame in frames(silence(300) + speech):  # no silence after: still speaking
         await client.send_raw(data=frame)
-    await client.receive_until("speech_started", timeout=10)
-    await asyncio.sleep(0.5)  # let the worker take the queued audio
+    # The server reads messages in order: once this marker's error is back, all audio is in.
+    await client.send_raw(text="marker")
+    seen = await client.receive_until("error", timeout=10)
+    assert seen[0]["type"] == "speech_started"
 
     await shut_down(client)
 

@@ -82,6 +82,9 @@ class VadEngineTests:
     """Run once per engine: what every engine must do on speech and silence."""
 
     engine: str
+    # How far an event may sit from where the speech was placed (espeak pads its clips, and
+    # its output shifts slightly from run to run).
+    tolerance_ms = TOLERANCE_MS
 
     def make_vad(self) -> VoiceActivityDetector:
         return build_vad(self.engine)
@@ -100,8 +103,8 @@ class VadEngineTests:
         events = detect(self.make_vad(), silence(1000) + sentence + silence(1500))
         assert_pairs(events, 1)
         started, stopped = events
-        assert abs(started.offset_ms - 1000) <= TOLERANCE_MS
-        assert abs(stopped.offset_ms - (1000 + ms_of(sentence))) <= TOLERANCE_MS
+        assert abs(started.offset_ms - 1000) <= self.tolerance_ms
+        assert abs(stopped.offset_ms - (1000 + ms_of(sentence))) <= self.tolerance_ms
         assert stopped.duration_ms == stopped.offset_ms - started.offset_ms
 
     def test_a_gap_longer_than_the_hangover_makes_two_utterances(self):
@@ -110,14 +113,14 @@ class VadEngineTests:
         events = detect(self.make_vad(), clip)
         assert_pairs(events, 2)
         second_at = 500 + ms_of(first) + HANGOVER_MS + 900
-        assert abs(events[2].offset_ms - second_at) <= TOLERANCE_MS
+        assert abs(events[2].offset_ms - second_at) <= self.tolerance_ms
 
     def test_a_gap_shorter_than_the_hangover_keeps_one_utterance(self):
         first, second = speech_pcm(SENTENCE), speech_pcm(SECOND_SENTENCE)
         clip = silence(500) + first + silence(HANGOVER_MS // 2) + second + silence(1000)
         events = detect(self.make_vad(), clip)
         assert_pairs(events, 1)
-        assert abs(events[1].offset_ms - (ms_of(clip) - 1000)) <= TOLERANCE_MS
+        assert abs(events[1].offset_ms - (ms_of(clip) - 1000)) <= self.tolerance_ms
 
     @pytest.mark.parametrize("chunk_samples", [137, 1_000_000], ids=["137 samples", "one call"])
     def test_any_chunking_gives_the_events_of_20_ms_frames(self, chunk_samples):
@@ -136,7 +139,7 @@ class VadEngineTests:
         assert detector.speaking
         [stopped] = detector.flush()
         assert isinstance(stopped, SpeechStopped)
-        assert abs(stopped.offset_ms - (500 + ms_of(sentence))) <= TOLERANCE_MS
+        assert abs(stopped.offset_ms - (500 + ms_of(sentence))) <= self.tolerance_ms
         assert not detector.speaking
         assert detector.flush() == []
 
@@ -169,6 +172,8 @@ class NoiseRejectionTests:
 
 class TestWebRtcVad(VadEngineTests):
     engine = "webrtc"
+    # webrtc's own hold-over keeps frames voiced a little past the end of speech.
+    tolerance_ms = 160
 
     # At the default aggressiveness 3, steady noise at -30 dBFS fools webrtcvad, except the
     # 60 Hz hum, which only fools it at aggressiveness 0 (see below). Hence the hybrid.
