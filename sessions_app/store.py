@@ -1,13 +1,60 @@
-"""Durable writes for one live session: utterances with gapless per-session seq, and counters."""
+"""Durable writes for one live session: utterances with a per-session seq, and counters.
+
+Every write rides out a brief database outage (a restart, a dropped connection): the broken
+connection is discarded and the write retried for up to STORAGE_RETRY_DEADLINE_S. Past that,
+StorageFailed names what was not stored, so the caller can be told; nothing is lost silently.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+from channels.db import aclose_old_connections
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import F, Max
 from django.utils import timezone
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from sessions_app.models import Session, Utterance
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DATABASE_OUTAGES = (OperationalError, InterfaceError)
+
+
+class StorageFailed(Exception):
+    """A write did not reach the database in time; `what` says what was not stored."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} was not stored: the database is unavailable")
+        self.what = what
+
+
+async def durably(what: str, write: Callable[[], Awaitable[T]]) -> T:
+    """Run a database write, retrying through a brief outage on a fresh connection."""
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(DATABASE_OUTAGES),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            stop=stop_after_delay(settings.STORAGE_RETRY_DEADLINE_S),
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    result = await write()
+                except DATABASE_OUTAGES:
+                    await aclose_old_connections()  # the next attempt reconnects
+                    raise
+    except DATABASE_OUTAGES as exc:
+        logger.error("%s not stored: %s", what, type(exc).__name__)
+        raise StorageFailed(what) from exc
+    return result
 
 
 class SessionStore:
@@ -26,22 +73,43 @@ class SessionStore:
         """Store one utterance (text already redacted) under the next seq of the session."""
         # Reserve the seq before awaiting, so two writes in flight never share one.
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        return await Utterance.objects.acreate(
-            session=self.session, role=role, seq=seq, text=text, **fields
-        )
+        try:
+            return await durably(
+                f"{role} utterance #{seq}",
+                lambda: Utterance.objects.acreate(
+                    session=self.session, role=role, seq=seq, text=text, **fields
+                ),
+            )
+        except StorageFailed:
+            if self._next_seq == seq + 1:
+                self._next_seq = seq  # no gap for a write that never happened
+            raise
 
     async def count(self, counter: str) -> None:
-        """Bump `turn_count`, `barge_in_count` or `error_count` without a read."""
-        await Session.objects.filter(pk=self.session.pk).aupdate(**{counter: F(counter) + 1})
+        """Bump `turn_count`, `barge_in_count` or `error_count` without a read (best effort)."""
+        # A counter is a statistic; the rows it counts are what must not be lost.
+        with contextlib.suppress(StorageFailed):
+            await durably(
+                counter,
+                lambda: Session.objects.filter(pk=self.session.pk).aupdate(
+                    **{counter: F(counter) + 1}
+                ),
+            )
 
     async def set_sample_rate(self, rate: int) -> None:
         self.session.sample_rate = rate
-        await Session.objects.filter(pk=self.session.pk).aupdate(sample_rate=rate)
+        await durably(
+            "the sample rate",
+            lambda: Session.objects.filter(pk=self.session.pk).aupdate(sample_rate=rate),
+        )
 
 
 async def end_session(session_id: uuid.UUID, reason: str) -> bool:
     """Mark a session ended; False when it had already ended (ending twice changes nothing)."""
-    changed = await Session.objects.filter(pk=session_id, status=Session.Status.ACTIVE).aupdate(
-        status=Session.Status.ENDED, end_reason=reason, ended_at=timezone.now()
+    changed = await durably(
+        "the end of the session",
+        lambda: Session.objects.filter(pk=session_id, status=Session.Status.ACTIVE).aupdate(
+            status=Session.Status.ENDED, end_reason=reason, ended_at=timezone.now()
+        ),
     )
     return changed > 0

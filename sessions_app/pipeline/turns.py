@@ -35,7 +35,7 @@ from sessions_app.redaction import (
     redact_partial,
     redact_value,
 )
-from sessions_app.store import SessionStore, end_session
+from sessions_app.store import SessionStore, StorageFailed, end_session
 from sessions_app.vad import SpeechDetector, build_vad
 
 logger = logging.getLogger(__name__)
@@ -164,7 +164,10 @@ class Conversation:
                 )
             )
             return
-        await self.store.set_sample_rate(sample_rate)
+        try:
+            await self.store.set_sample_rate(sample_rate)
+        except StorageFailed as exc:
+            await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
 
     # --- the caller -----------------------------------------------------------------------
 
@@ -191,7 +194,9 @@ class Conversation:
     async def user_said(self, text: str, **fields: object) -> None:
         """A final utterance of the caller: redact, store, show, and start the agent's reply."""
         redacted = redact_digits(text)
-        utterance = await self.store.add_utterance(Utterance.Role.USER, redacted, **fields)
+        utterance = await self._keep(Utterance.Role.USER, redacted, **fields)
+        if utterance is None:
+            return  # the caller was told their words were not stored, and can say them again
         await self._send(
             events.transcript_final(
                 text=redacted, utterance_id=utterance.id, utterance_seq=utterance.seq
@@ -279,7 +284,7 @@ class Conversation:
         event finds the reply stored.
         """
         turn.finishing = True
-        await self.store.add_utterance(Utterance.Role.AGENT, reply, id=turn.utterance_id)
+        await self._keep(Utterance.Role.AGENT, reply, id=turn.utterance_id)
         self.context.add_agent(reply)
         await self.store.count("turn_count")
 
@@ -322,7 +327,7 @@ class Conversation:
         """A reply cut short: store it as interrupted; the context keeps only what was heard."""
         if not turn.generated_text:
             return
-        await self.store.add_utterance(
+        await self._keep(
             Utterance.Role.AGENT,
             turn.generated_text,
             id=turn.utterance_id,
@@ -332,6 +337,14 @@ class Conversation:
         self.context.add_agent(heard)
 
     # --- the session ----------------------------------------------------------------------
+
+    async def _keep(self, role: str, text: str, **fields: object) -> Utterance | None:
+        """Store an utterance; if the database stays away, tell the caller what was lost."""
+        try:
+            return await self.store.add_utterance(role, text, **fields)
+        except StorageFailed as exc:
+            await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
+            return None
 
     async def report(self, body: ErrorBody) -> None:
         """Tell the caller something went wrong, and count it on the session."""
@@ -350,14 +363,17 @@ class Conversation:
         if self._recognition is not None:
             unfinished = await self._recognition.close()
             if unfinished is not None:
-                await self.store.add_utterance(
+                await self._keep(
                     Utterance.Role.USER,
                     redact_digits(unfinished.transcript.text),
                     start_ms=unfinished.start_ms,
                     end_ms=unfinished.end_ms,
                     confidence=unfinished.transcript.confidence,
                 )
-        await end_session(self.session.id, reason)
+        try:
+            await end_session(self.session.id, reason)
+        except StorageFailed as exc:
+            await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
         await self.runtime.aclose()
         if self._synthesizer is not None:
             await self._synthesizer.aclose()

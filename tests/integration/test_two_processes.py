@@ -26,7 +26,7 @@ ADMIN_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[str, str]]:
+def servers() -> Iterator[tuple[str, str, str]]:
     require_service("Redis", "127.0.0.1", 6379)
     require_service("PostgreSQL", "127.0.0.1", 5432)
     database = f"voice_two_processes_{uuid.uuid4().hex[:8]}"
@@ -37,6 +37,7 @@ def servers() -> Iterator[tuple[str, str]]:
         REDIS_URL="redis://127.0.0.1:6379/1",
         TTS_ENGINE="silent",
         STT_ENGINE="none",
+        STORAGE_RETRY_DEADLINE_S="1",
     )
     try:
         migrate(env)
@@ -45,7 +46,7 @@ def servers() -> Iterator[tuple[str, str]]:
             running_daphne(env, Path(logs) / "a.log") as a,
             running_daphne(env, Path(logs) / "b.log") as b,
         ):
-            yield a, b
+            yield a, b, database
     finally:
         with psycopg.connect(ADMIN_DB, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -79,7 +80,7 @@ class Stream:
 
 
 async def test_operator_on_b_interrupts_and_ends_a_session_held_by_a(servers):
-    a, b = servers
+    a, b, _ = servers
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{b}/api/sessions", json={"agent": "echo"}) as response:
             created = await response.json()
@@ -121,3 +122,69 @@ async def test_operator_on_b_interrupts_and_ends_a_session_held_by_a(servers):
     ]
     assert stored["utterances"][1]["heard_text"] == barge_in["heard_text"]
     assert stored["barge_in_count"] == 1
+
+
+async def open_session(http: aiohttp.ClientSession, server: str) -> tuple[dict, Stream]:
+    async with http.post(f"{server}/api/sessions", json={"agent": "echo"}) as response:
+        created = await response.json()
+    url = f"{server.replace('http', 'ws')}{created['ws_path']}"
+    stream = Stream(await http.ws_connect(url, origin=server))
+    assert (await stream.next())["type"] == "session_started"
+    return created, stream
+
+
+def drop_connections(database: str) -> None:
+    """Terminate every server process of the servers' database: all their connections break."""
+    with psycopg.connect(ADMIN_DB, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            [database],
+        )
+
+
+async def test_writes_ride_out_a_dropped_database_connection(servers):
+    a, _, database = servers
+    async with aiohttp.ClientSession() as http:
+        created, stream = await open_session(http, a)
+        await stream.send(type="text", text="before", final=True)
+        await stream.until("playback_completed")
+
+        drop_connections(database)
+        await stream.send(type="text", text="after", final=True)
+        seen = await stream.until("playback_completed")
+        assert not [e for e in seen if isinstance(e, dict) and e["type"] == "error"]
+
+        async with http.get(f"{a}/api/sessions/{created['id']}") as response:
+            stored = await response.json()
+    texts = [u["text"] for u in stored["utterances"]]
+    assert texts == ["before", "You said: before", "after", "You said: after"]
+
+
+async def test_a_longer_database_outage_tells_the_caller_what_was_not_stored(servers):
+    a, _, database = servers
+    async with aiohttp.ClientSession() as http:
+        created, stream = await open_session(http, a)
+        with psycopg.connect(ADMIN_DB, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {database} WITH ALLOW_CONNECTIONS false")
+            try:
+                drop_connections(database)
+                await stream.send(type="text", text="lost words", final=True)
+                error = await stream.until("error")
+            finally:
+                admin.execute(f"ALTER DATABASE {database} WITH ALLOW_CONNECTIONS true")
+        failure = error[-1]
+        assert (failure["code"], failure["source"], failure["retryable"]) == (
+            "storage_failed",
+            "storage",
+            True,
+        )
+        assert "user utterance #1 was not stored" in failure["message"]
+
+        await stream.send(type="text", text="said again", final=True)
+        seen = await stream.until("playback_completed")
+        final = next(e for e in seen if isinstance(e, dict) and e["type"] == "transcript_final")
+        assert final["utterance_seq"] == 1
+
+        async with http.get(f"{a}/api/sessions/{created['id']}") as response:
+            stored = await response.json()
+    assert [u["text"] for u in stored["utterances"]] == ["said again", "You said: said again"]
