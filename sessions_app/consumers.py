@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from sessions_app import events
+from sessions_app import events, shutdown
 from sessions_app.control import LAYER_OUTAGES, ControlReceiver
 from sessions_app.events import ErrorCode, Event, EventStream
 from sessions_app.models import Session, group_name
@@ -85,6 +85,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         await self.control.ensure_joined()
         self.conversation = conversation
+        shutdown.track(self)
         await conversation.start()
 
     async def refuse(self, code: ErrorCode, message: str, close_code: int) -> None:
@@ -137,6 +138,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=close_code)
 
     async def disconnect(self, code: int) -> None:
+        shutdown.untrack(self)
         if self.conversation is not None:
             with contextlib.suppress(*LAYER_OUTAGES):
                 await self.channel_layer.group_discard(

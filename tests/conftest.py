@@ -42,6 +42,7 @@ def text_only_engines(settings) -> None:
     """Most tests hold typed conversations; voice tests choose their engines themselves."""
     settings.TTS_ENGINE = "none"
     settings.STT_ENGINE = "none"
+    settings.GRACEFUL_SHUTDOWN = False  # a SIGTERM handler belongs to servers, not to pytest
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +48,24 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class DaphneProcess:
+    """A running daphne: its base URL, and its pid (benchmarks read its CPU and memory)."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
 def running_daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """A daphne process on a free loopback port, healthy before this yields its base URL."""
+    with running_daphne_process(env, log_path) as process:
+        yield process.url
+
+
+@contextlib.contextmanager
+def running_daphne_process(env: dict[str, str], log_path: Path) -> Iterator[DaphneProcess]:
+    """As `running_daphne`, but yields the process's URL and pid."""
     port = free_port()
     with log_path.open("wb") as log:
         server = subprocess.Popen(
@@ -63,7 +79,7 @@ def running_daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_for_health(url, server, log_path)
-        yield url
+        yield DaphneProcess(url, server.pid)
     finally:
         server.terminate()
         try:

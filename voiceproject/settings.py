@@ -153,6 +153,8 @@ CONTEXT_TURN_BUDGET = env_int("CONTEXT_TURN_BUDGET", 20)
 REDACT_MIN_DIGITS = env_int("REDACT_MIN_DIGITS", 12)
 
 SESSION_TOKEN_MAX_AGE_S = env_int("SESSION_TOKEN_MAX_AGE_S", 900)
+# On SIGTERM, end this process's live sessions (reason server_shutdown) before exiting.
+GRACEFUL_SHUTDOWN = env_bool("GRACEFUL_SHUTDOWN", True)
 # How long a session's writes ride out a database outage before the caller is told.
 STORAGE_RETRY_DEADLINE_S = env_float("STORAGE_RETRY_DEADLINE_S", 5.0)
 WS_MAX_TEXT_BYTES = env_int("WS_MAX_TEXT_BYTES", 16 * 1024)
