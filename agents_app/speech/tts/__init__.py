@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
+from agents_app.speech import engine_class
 from agents_app.speech.tts.base import SpeechSynthesizer
 
 # Engine name → "module:class"; `none` means text-only replies (no audio at all).
@@ -16,10 +15,6 @@ SYNTHESIZERS = {
 
 
 def build_synthesizer(engine: str, voice: str) -> SpeechSynthesizer | None:
-    if engine not in SYNTHESIZERS:
-        raise ValueError(f"unknown TTS_ENGINE {engine!r}; expected one of {sorted(SYNTHESIZERS)}")
-    target = SYNTHESIZERS[engine]
-    if target is None:
-        return None
-    module, name = target.split(":")
-    return getattr(import_module(module), name)(voice=voice)
+    """A synthesizer for one session, or None for `none` (text replies only)."""
+    cls = engine_class(SYNTHESIZERS, "TTS_ENGINE", engine)
+    return None if cls is None else cls(voice=voice)
