@@ -4,6 +4,10 @@ Tests queue one script per expected request; each request takes the next script 
 and is recorded, so a test can assert both on what the client received and on what the
 "model" was sent. The server runs its own event loop in a thread, so it outlives the
 function-scoped loops of pytest-asyncio and never blocks the test's loop.
+
+For load, `always()` gives a route a script that answers every request once its queue is empty,
+the paced scripts (`Delayed`, `PacedTextReply`, `StreamedSpeech`) answer with a real service's
+delays, and `record_requests=False` keeps memory flat.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from aiohttp import web
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
@@ -184,6 +189,71 @@ class SpokenReply:
         return web.Response(body=self.speak(body["input"]), content_type="audio/pcm")
 
 
+@dataclass(frozen=True)
+class Delayed:
+    """Answer with `script` after `seconds`, as a service that takes time to think does."""
+
+    script: Script
+    seconds: float
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        await asyncio.sleep(self.seconds)
+        return await self.script.respond(request, server)
+
+
+@dataclass(frozen=True)
+class PacedTextReply:
+    """Stream text pieces at a model's pace: the first after `first_token_s`, then one every
+    `interval_s`; then finish with "stop"."""
+
+    pieces: list[str]
+    first_token_s: float = 0.2
+    interval_s: float = 0.02
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        response = await start_stream(request, [{"role": "assistant", "content": ""}])
+        with contextlib.suppress(ConnectionResetError):  # the client stopped listening
+            for index, piece in enumerate(self.pieces):
+                await asyncio.sleep(self.first_token_s if index == 0 else self.interval_s)
+                await send_event(response, chunk({"content": piece}))
+            await finish_stream(response, "stop")
+        return response
+
+
+@dataclass(frozen=True)
+class StreamedSpeech:
+    """Answer a speech request with a quiet tone as long as the text takes to say
+    (`ms_per_char` a character), as raw 24 kHz PCM streamed in `chunk_ms` pieces: the first
+    after `first_byte_s`, the rest `speed` times faster than real time."""
+
+    ms_per_char: float = 60.0
+    first_byte_s: float = 0.2
+    speed: float = 10.0
+    chunk_ms: int = 100
+    sample_rate: int = 24000
+
+    async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
+        text = (await request.json())["input"]
+        pcm = tone(len(text) * self.ms_per_char, self.sample_rate)
+        response = web.StreamResponse(headers={"Content-Type": "audio/pcm"})
+        await response.prepare(request)
+        await asyncio.sleep(self.first_byte_s)
+        size = self.sample_rate * self.chunk_ms // 1000 * 2
+        with contextlib.suppress(ConnectionResetError):  # the client stopped listening
+            for start in range(0, len(pcm), size):
+                if start:
+                    await asyncio.sleep(self.chunk_ms / 1000 / self.speed)
+                await response.write(pcm[start : start + size])
+            await response.write_eof()
+        return response
+
+
+def tone(duration_ms: float, sample_rate: int, hz: float = 220.0) -> bytes:
+    """A quiet sine (-20 dBFS) as PCM16 mono: audible, unlike silence, and cheap to make."""
+    t = np.arange(int(sample_rate * duration_ms / 1000)) / sample_rate
+    return (np.sin(2 * np.pi * hz * t) * 3277).astype(np.int16).tobytes()
+
+
 def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
     """One `chat.completion.chunk` object, as the real API streams it."""
     return {
@@ -226,7 +296,9 @@ class FakeOpenAIServer:
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[RecordedRequest] = field(default_factory=list)
+    record_requests: bool = True
     _scripts: dict[str, deque[Script]] = field(default_factory=dict)
+    _always: dict[str, Script] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
@@ -239,6 +311,10 @@ class FakeOpenAIServer:
     def script(self, *scripts: Script, path: str = CHAT_COMPLETIONS) -> None:
         """Queue replies for the next requests to `path`, in order."""
         self._scripts.setdefault(path, deque()).extend(scripts)
+
+    def always(self, script: Script, path: str = CHAT_COMPLETIONS) -> None:
+        """Answer requests to `path` with `script` whenever no queued script is waiting."""
+        self._always[path] = script
 
     def requests_to(self, path: str = CHAT_COMPLETIONS) -> list[dict[str, Any]]:
         """The JSON bodies (or form fields) received on `path`, oldest first."""
@@ -256,12 +332,17 @@ class FakeOpenAIServer:
         ]
 
     async def _scripted(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(await record(request))
-        queue = self._scripts.get(request.path)
-        if not queue:
-            reply: Script = ErrorReply(599, f"fake: no script queued for {request.path}")
+        if self.record_requests:
+            self.requests.append(await record(request))
         else:
-            reply = queue.popleft()
+            await request.read()  # cached: a script may still read the JSON body
+        queue = self._scripts.get(request.path)
+        if queue:
+            reply: Script = queue.popleft()
+        elif request.path in self._always:
+            reply = self._always[request.path]
+        else:
+            reply = ErrorReply(599, f"fake: no script queued for {request.path}")
         return await reply.respond(request, self)
 
     async def wait_closing(self, seconds: float) -> None:
