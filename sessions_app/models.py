@@ -40,13 +40,9 @@ class Session(models.Model):
     def __str__(self) -> str:
         return f"{self.channel} session {self.id} ({self.status})"
 
-    @property
-    def group_name(self) -> str:
-        """The channel-layer group that carries this session's control messages."""
-        return group_name(self.id)
-
 
 def group_name(session_id: uuid.UUID) -> str:
+    """The channel-layer group that carries a session's control messages."""
     return f"session.{session_id.hex}"
 
 
