@@ -23,7 +23,7 @@ from sessions_app.control import LAYER_OUTAGES, end_live_session, interrupt_sess
 from sessions_app.events import ErrorCode
 from sessions_app.models import Session
 from sessions_app.protocol import ProtocolError, check_sample_rate
-from sessions_app.serializers import session_json, utterance_json
+from sessions_app.serializers import call_event_json, session_json, utterance_json
 from sessions_app.tokens import issue_token
 
 View = Callable[..., Awaitable[JsonResponse]]
@@ -157,7 +157,7 @@ def with_session(view: Callable[..., Awaitable[JsonResponse]]) -> View:
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, session_id: str) -> JsonResponse:
-        session = await _find_session(session_id)
+        session = await find_session(session_id)
         if session is None:
             return error_response(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}", 404)
         return await view(request, session)
@@ -165,7 +165,7 @@ def with_session(view: Callable[..., Awaitable[JsonResponse]]) -> View:
     return wrapper
 
 
-async def _find_session(session_id: str) -> Session | None:
+async def find_session(session_id: str) -> Session | None:
     try:
         pk = uuid.UUID(session_id)
     except ValueError:
@@ -181,7 +181,10 @@ async def session_detail(request: HttpRequest, session: Session) -> JsonResponse
         task_json(task, list(task.tool_invocations.all()))
         async for task in Task.objects.filter(session=session).prefetch_related("tool_invocations")
     ]
-    return JsonResponse({**session_json(session), "utterances": utterances, "tasks": tasks})
+    detail = {**session_json(session), "utterances": utterances, "tasks": tasks}
+    if session.channel == Session.Channel.ACS:
+        detail["call_events"] = [call_event_json(e) async for e in session.call_events.all()]
+    return JsonResponse(detail)
 
 
 @api_view("POST")
@@ -193,7 +196,7 @@ async def session_end(request: HttpRequest, session: Session) -> JsonResponse:
         await end_live_session(session.id, "operator_ended")
     except LAYER_OUTAGES:
         return _control_unavailable()
-    return JsonResponse(session_json(await _find_session(str(session.id))))
+    return JsonResponse(session_json(await find_session(str(session.id))))
 
 
 @api_view("POST")

@@ -1,8 +1,13 @@
-"""The caller's WebSocket: authenticate, decode, validate, dispatch. Behaviour lives elsewhere.
+"""The WebSockets: authenticate, decode, validate, dispatch. Behaviour lives elsewhere.
 
-Refusals happen after `accept()` so the client can read why: an `error` event, then a close
-with code 4401 (missing, invalid or expired token), 4404 (no such session) or 4409 (the
-session has ended).
+`StreamConsumer` carries a browser (or any client of the JSON protocol); `AcsMediaConsumer`
+carries a phone call's media from Azure Communication Services; both drive the same
+Conversation. `WatchConsumer` lets the dashboard follow a phone session's events live.
+
+Browser refusals happen after `accept()` so the client can read why: an `error` event, then a
+close with code 4401 (missing, invalid or expired token), 4404 (no such session) or 4409 (the
+session has ended). ACS reads no events: its refusals are the close codes alone, 1008 when
+the connection is not signed by ACS.
 """
 
 from __future__ import annotations
@@ -16,9 +21,22 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from sessions_app import events, shutdown
-from sessions_app.control import LAYER_OUTAGES, ControlReceiver
+from sessions_app.acs.calls import hang_up_session
+from sessions_app.acs.config import missing_settings, not_configured_message
+from sessions_app.acs.media import (
+    STOP_AUDIO_FRAME,
+    AudioChunk,
+    AudioMetadata,
+    DtmfTone,
+    MediaFormatError,
+    Transcription,
+    audio_data_frame,
+    parse_media_message,
+)
+from sessions_app.acs.tokens import AcsTokenRefused, verify_acs_request
+from sessions_app.control import LAYER_OUTAGES, ControlReceiver, publish_to_watchers
 from sessions_app.events import ErrorCode, Event, EventStream
-from sessions_app.models import Session, group_name
+from sessions_app.models import Session, group_name, watch_group_name
 from sessions_app.pipeline.turns import Conversation, SessionClosed
 from sessions_app.protocol import (
     ConfigMessage,
@@ -27,6 +45,7 @@ from sessions_app.protocol import (
     ProtocolError,
     TextMessage,
     check_audio,
+    check_sample_rate,
     parse_client_message,
 )
 from sessions_app.tokens import TokenRefused, check_token
@@ -34,23 +53,20 @@ from sessions_app.tokens import TokenRefused, check_token
 logger = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_ENDED = 4409
 
 
-class StreamConsumer(AsyncWebsocketConsumer):
+class LiveSessionConsumer(AsyncWebsocketConsumer):
+    """What every socket carrying a live conversation shares: the session's control group
+    (operator interrupt and end, from any process), shutdown, and the end of the session."""
+
     conversation: Conversation | None = None
     control: ControlReceiver | None = None
-
-    async def dispatch(self, message: dict) -> None:
-        # channels hands every message to the database thread first, to close stale
-        # connections; audio frames (50 a second per caller) touch no ORM, and under load that
-        # hop dominated the event loop (bench/load.py: lag p99 55 → 10 ms at 24 sessions).
-        if message["type"] == "websocket.receive" and message.get("bytes") is not None:
-            await self.websocket_receive(message)
-            return
-        await super().dispatch(message)
+    disconnect_reason = "client_disconnected"
+    events_outlive_socket = False  # whether session_ended still reaches someone after close
 
     @property
     def channel_receive(self) -> ControlReceiver | None:
@@ -73,6 +89,51 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.end_session("server_shutdown", close_code=CLOSE_GOING_AWAY)
             raise
 
+    async def go_live(self, conversation: Conversation) -> None:
+        await self.control.ensure_joined()
+        self.conversation = conversation
+        shutdown.track(self)
+        await conversation.start()
+
+    async def playback_cancel(self, message: dict) -> None:
+        """Group message: stop the agent's reply (operator button, another process, ACS)."""
+        if self.conversation is not None:
+            await self.conversation.barge_in(message.get("source", "operator"))
+
+    async def session_end(self, message: dict) -> None:
+        """Group message: end this session (operator, REST API on any process, ACS)."""
+        await self.end_session(message.get("reason", "operator_ended"))
+
+    async def end_session(self, reason: str, close_code: int = 1000) -> bool:
+        """End the conversation and close the socket; False if it had already ended."""
+        if self.conversation is None or self.conversation.ended:
+            return False
+        await self.conversation.end(reason)
+        await self.close(code=close_code)
+        return True
+
+    async def disconnect(self, code: int) -> None:
+        shutdown.untrack(self)
+        if self.conversation is not None:
+            with contextlib.suppress(*LAYER_OUTAGES):
+                await self.channel_layer.group_discard(
+                    group_name(self.session_id), self.channel_name
+                )
+            await self.conversation.end(self.disconnect_reason, notify=self.events_outlive_socket)
+
+
+class StreamConsumer(LiveSessionConsumer):
+    """A browser's socket: JSON events both ways, caller audio as binary PCM16 frames."""
+
+    async def dispatch(self, message: dict) -> None:
+        # channels hands every message to the database thread first, to close stale
+        # connections; audio frames (50 a second per caller) touch no ORM, and under load that
+        # hop dominated the event loop (bench/load.py: lag p99 55 → 10 ms at 24 sessions).
+        if message["type"] == "websocket.receive" and message.get("bytes") is not None:
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         self.events = EventStream(self.session_id)
@@ -92,10 +153,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except SessionClosed as exc:
             await self.refuse(ErrorCode.SESSION_ENDED, str(exc), CLOSE_ENDED)
             return
-        await self.control.ensure_joined()
-        self.conversation = conversation
-        shutdown.track(self)
-        await conversation.start()
+        await self.go_live(conversation)
 
     async def refuse(self, code: ErrorCode, message: str, close_code: int) -> None:
         logger.info("refused stream for session %s: %s", self.session_id, code)
@@ -132,25 +190,148 @@ class StreamConsumer(AsyncWebsocketConsumer):
             case EndMessage():
                 await self.end_session("client_ended")
 
-    async def playback_cancel(self, message: dict) -> None:
-        """Group message: stop the agent's reply (operator button, another process, ACS)."""
-        if self.conversation is not None:
-            await self.conversation.barge_in(message.get("source", "operator"))
 
-    async def session_end(self, message: dict) -> None:
-        """Group message: end this session (operator, REST API on any process)."""
-        await self.end_session(message.get("reason", "operator_ended"))
+class AcsMediaConsumer(LiveSessionConsumer):
+    """ACS's media WebSocket for one phone session (../shared/ACS.md).
 
-    async def end_session(self, reason: str, close_code: int = 1000) -> None:
-        if self.conversation is not None and not self.conversation.ended:
-            await self.conversation.end(reason)
-            await self.close(code=close_code)
+    Inbound ACS media JSON feeds the Conversation; agent audio leaves as `AudioData` frames at
+    the negotiated rate; a barge-in sends `StopAudio`, which flushes what ACS has queued. A
+    frame that does not parse is logged and dropped: one bad frame never ends a call. Events
+    go to the session's watchers (the dashboard), since ACS reads none.
+    """
+
+    disconnect_reason = "media_disconnected"
+    events_outlive_socket = True
+    transcribed_by_acs = False  # set by the first TranscriptionData: local STT then stops
+    silent_frame = b""
+
+    async def dispatch(self, message: dict) -> None:
+        # Every ACS frame is JSON text, 50 a second: skip channels' per-message database hop
+        # as StreamConsumer does for audio (stored writes reconnect on their own, store.py).
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
+    async def connect(self) -> None:
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        self.events = EventStream(self.session_id)
+        await self.accept()
+        if missing := missing_settings():
+            await self.refuse(not_configured_message(missing), CLOSE_POLICY_VIOLATION)
+            return
+        try:
+            await verify_acs_request(self._header(b"authorization"))
+            conversation = await Conversation.open(
+                self.session_id, self.send_event, self.send_audio, channel=Session.Channel.ACS
+            )
+        except AcsTokenRefused as exc:
+            await self.refuse(f"not signed by ACS: {exc}", CLOSE_POLICY_VIOLATION)
+            return
+        except Session.DoesNotExist:
+            await self.refuse("no such phone session", CLOSE_NOT_FOUND)
+            return
+        except SessionClosed:
+            await self.refuse("the session has ended", CLOSE_ENDED)
+            return
+        self.silent_frame = bytes(conversation.session.sample_rate * 2 // 50)  # 20 ms
+        logger.info("session %s: ACS media connected", self.session_id)
+        await self.go_live(conversation)
+
+    def _header(self, name: bytes) -> str | None:
+        for key, value in self.scope.get("headers", []):
+            if key.lower() == name:
+                return value.decode("latin-1")
+        return None
+
+    async def refuse(self, why: str, close_code: int) -> None:
+        logger.warning("refused ACS media for session %s: %s", self.session_id, why)
+        await self.close(code=close_code)
+
+    async def send_event(self, body: Event) -> None:
+        if body["type"] == "barge_in":
+            # Playback has already stopped here; StopAudio drops what ACS still holds.
+            await self.send(text_data=STOP_AUDIO_FRAME)
+        await publish_to_watchers(self.session_id, self.events.stamp(body))
+
+    async def send_audio(self, frame: bytes) -> None:
+        await self.send(text_data=audio_data_frame(frame))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        conversation = self.conversation
+        if conversation is None or conversation.ended:
+            return
+        try:
+            if text_data is None:
+                raise MediaFormatError("binary frame: ACS media frames are JSON text")
+            message = parse_media_message(text_data)
+            match message:
+                case AudioChunk():
+                    self._hear(conversation, message)
+                case AudioMetadata():
+                    await self._negotiate(conversation, message)
+                case DtmfTone(tone=tone):
+                    await conversation.hear_dtmf(tone)
+                case Transcription():
+                    self.transcribed_by_acs = True
+                    await conversation.hear_text(
+                        message.text,
+                        final=message.final,
+                        source="speech",
+                        **self._timing(message),
+                    )
+        except MediaFormatError as exc:
+            await self._drop(conversation, ErrorCode.INVALID_EVENT, str(exc))
+        except ProtocolError as exc:
+            await self._drop(conversation, exc.code, exc.message)
+
+    async def _drop(self, conversation: Conversation, code: ErrorCode, why: str) -> None:
+        logger.warning("session %s: dropped an ACS media frame: %s", self.session_id, why)
+        await conversation.report(events.error(code, f"dropped a media frame: {why}", "client"))
+
+    def _hear(self, conversation: Conversation, chunk: AudioChunk) -> None:
+        if self.transcribed_by_acs:
+            return  # ACS recognises the caller; local recognition would answer twice
+        pcm = chunk.pcm or self.silent_frame
+        conversation.hear_audio(check_audio(pcm, conversation.session.sample_rate))
+
+    async def _negotiate(self, conversation: Conversation, metadata: AudioMetadata) -> None:
+        if metadata.encoding.upper() != "PCM" or metadata.channels != 1:
+            raise MediaFormatError("audio must be PCM mono: answer with ACS_AUDIO_FORMAT")
+        rate = check_sample_rate(metadata.sample_rate)
+        if rate != conversation.session.sample_rate:
+            await conversation.configure(rate)
+        self.silent_frame = bytes(max(metadata.length, 0)) or self.silent_frame
+
+    @staticmethod
+    def _timing(transcription: Transcription) -> dict[str, object]:
+        if not transcription.final:
+            return {}
+        return {
+            "start_ms": transcription.start_ms,
+            "end_ms": transcription.end_ms,
+            "confidence": transcription.confidence,
+        }
+
+    async def end_session(self, reason: str, close_code: int = 1000) -> bool:
+        """Ending a phone session hangs up the call, unless the caller already did."""
+        ended = await super().end_session(reason, close_code)
+        if ended and reason != "call_disconnected":
+            await hang_up_session(self.session_id)
+        return ended
+
+
+class WatchConsumer(AsyncWebsocketConsumer):
+    """Follows a session's events without taking part (the dashboard, for phone sessions)."""
+
+    async def connect(self) -> None:
+        self.group = watch_group_name(self.scope["url_route"]["kwargs"]["session_id"])
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def session_event(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message["event"]))
 
     async def disconnect(self, code: int) -> None:
-        shutdown.untrack(self)
-        if self.conversation is not None:
-            with contextlib.suppress(*LAYER_OUTAGES):
-                await self.channel_layer.group_discard(
-                    group_name(self.session_id), self.channel_name
-                )
-            await self.conversation.end("client_disconnected", notify=False)
+        with contextlib.suppress(*LAYER_OUTAGES):
+            await self.channel_layer.group_discard(self.group, self.channel_name)

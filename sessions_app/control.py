@@ -14,7 +14,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
-from sessions_app.models import group_name
+from sessions_app.models import group_name, watch_group_name
 from sessions_app.store import end_session
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,25 @@ async def end_live_session(session_id: uuid.UUID, reason: str) -> bool:
 
     The message goes first: if the layer is down this raises before anything changed.
     """
+    await ask_to_end(session_id, reason)
+    return await end_session(session_id, reason)
+
+
+async def ask_to_end(session_id: uuid.UUID, reason: str) -> None:
+    """Ask the session's consumer, wherever it runs, to end the conversation."""
     await get_channel_layer().group_send(
         group_name(session_id), {"type": "session.end", "reason": reason}
     )
-    return await end_session(session_id, reason)
+
+
+async def publish_to_watchers(session_id: uuid.UUID, event: dict[str, Any]) -> None:
+    """Show a session's event to whoever follows it; a layer outage costs only the view."""
+    try:
+        await get_channel_layer().group_send(
+            watch_group_name(session_id), {"type": "session.event", "event": event}
+        )
+    except LAYER_OUTAGES as exc:
+        logger.debug("event not shown to watchers: %s", type(exc).__name__)
 
 
 class ControlReceiver:

@@ -40,13 +40,19 @@ class ErrorCode(StrEnum):
     TTS_UNAVAILABLE = "tts_unavailable"
     TTS_TIMEOUT = "tts_timeout"
     TTS_REJECTED = "tts_rejected"
+    TELEPHONY_UNAVAILABLE = "telephony_unavailable"
+    TELEPHONY_TIMEOUT = "telephony_timeout"
+    TELEPHONY_REJECTED = "telephony_rejected"
+    NOT_CONFIGURED = "not_configured"
     TOOL_FAILED = "tool_failed"
     STORAGE_FAILED = "storage_failed"
     INTERNAL_ERROR = "internal_error"
 
 
-ErrorSource = Literal["client", "api", "agent", "stt", "tts", "tool", "storage", "server"]
-BargeInSource = Literal["speech", "text", "interrupt", "operator"]
+ErrorSource = Literal[
+    "client", "api", "agent", "stt", "tts", "telephony", "tool", "storage", "server"
+]
+BargeInSource = Literal["speech", "text", "dtmf", "interrupt", "operator"]
 
 # Whether the same request may succeed if tried again, by code.
 RETRYABLE = {
@@ -56,6 +62,8 @@ RETRYABLE = {
     ErrorCode.STT_TIMEOUT,
     ErrorCode.TTS_UNAVAILABLE,
     ErrorCode.TTS_TIMEOUT,
+    ErrorCode.TELEPHONY_UNAVAILABLE,
+    ErrorCode.TELEPHONY_TIMEOUT,
     ErrorCode.STORAGE_FAILED,
     ErrorCode.INTERNAL_ERROR,
 }
@@ -122,6 +130,11 @@ def agent_response_final(*, turn: int, text: str, utterance_id: uuid.UUID) -> Ev
         "final": True,
         "utterance_id": str(utterance_id),
     }
+
+
+def dtmf(digits: str) -> Event:
+    """A keypad entry of a phone caller (already redacted), ended by "#" or a pause."""
+    return {"type": "dtmf", "digits": digits}
 
 
 def speech_started(*, offset_ms: int) -> Event:

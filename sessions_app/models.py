@@ -21,6 +21,16 @@ class Session(models.Model):
         WEB = "web", "Web"
         ACS = "acs", "Phone (ACS)"
 
+    class CallState(models.TextChoices):
+        """Where a phone call is, as ACS's callbacks tell it (blank for web sessions)."""
+
+        ANSWERING = "answering", "Answering"
+        ANSWER_FAILED = "answer_failed", "Answer failed"
+        CONNECTED = "connected", "Connected"
+        STREAMING = "streaming", "Media streaming"
+        MEDIA_FAILED = "media_failed", "Media streaming failed"
+        DISCONNECTED = "disconnected", "Disconnected"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEB)
@@ -33,6 +43,12 @@ class Session(models.Model):
     turn_count = models.PositiveIntegerField(default=0)
     barge_in_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
+    # Phone calls (channel acs): who called, and ACS's ids for the call.
+    caller_id = models.CharField(max_length=100, blank=True, help_text="Redacted like text.")
+    call_connection_id = models.CharField(max_length=100, blank=True)
+    server_call_id = models.CharField(max_length=500, blank=True)
+    correlation_id = models.CharField(max_length=100, blank=True, db_index=True)
+    call_state = models.CharField(max_length=30, choices=CallState.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -44,6 +60,11 @@ class Session(models.Model):
 def group_name(session_id: uuid.UUID) -> str:
     """The channel-layer group that carries a session's control messages."""
     return f"session.{session_id.hex}"
+
+
+def watch_group_name(session_id: uuid.UUID) -> str:
+    """The channel-layer group of those following a session's events (the dashboard)."""
+    return f"watch.{session_id.hex}"
 
 
 class Utterance(models.Model):
@@ -74,3 +95,21 @@ class Utterance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} #{self.seq}: {self.text[:60]}"
+
+
+class CallEvent(models.Model):
+    """One ACS callback event of a phone session, with the failure ACS reported, if any."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="call_events")
+    kind = models.CharField(max_length=60, help_text="The event type, without its namespace.")
+    result_code = models.IntegerField(null=True, blank=True)
+    result_subcode = models.IntegerField(null=True, blank=True)
+    result_message = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "received_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.result_code or 'ok'})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents_app.serializers import agent_json, iso_time
-from sessions_app.models import Session, Utterance
+from sessions_app.models import CallEvent, Session, Utterance
 
 
 def session_json(session: Session) -> dict[str, Any]:
@@ -22,6 +22,11 @@ def session_json(session: Session) -> dict[str, Any]:
         "turn_count": session.turn_count,
         "barge_in_count": session.barge_in_count,
         "error_count": session.error_count,
+        "caller_id": session.caller_id,
+        "call_connection_id": session.call_connection_id,
+        "server_call_id": session.server_call_id,
+        "correlation_id": session.correlation_id,
+        "call_state": session.call_state,
     }
 
 
@@ -39,4 +44,14 @@ def utterance_json(utterance: Utterance) -> dict[str, Any]:
         "end_ms": utterance.end_ms,
         "confidence": utterance.confidence,
         "created_at": iso_time(utterance.created_at),
+    }
+
+
+def call_event_json(event: CallEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "result_code": event.result_code,
+        "result_subcode": event.result_subcode,
+        "result_message": event.result_message,
+        "received_at": iso_time(event.received_at),
     }

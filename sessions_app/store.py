@@ -104,12 +104,15 @@ class SessionStore:
         )
 
 
-async def end_session(session_id: uuid.UUID, reason: str) -> bool:
-    """Mark a session ended; False when it had already ended (ending twice changes nothing)."""
+async def end_session(
+    session_id: uuid.UUID, reason: str, status: str = Session.Status.ENDED
+) -> bool:
+    """Mark a session ended (or failed); False when it had already ended: ending twice
+    changes nothing."""
     changed = await durably(
         "the end of the session",
         lambda: Session.objects.filter(pk=session_id, status=Session.Status.ACTIVE).aupdate(
-            status=Session.Status.ENDED, end_reason=reason, ended_at=timezone.now()
+            status=status, end_reason=reason, ended_at=timezone.now()
         ),
     )
     return changed > 0

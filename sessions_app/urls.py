@@ -2,6 +2,7 @@ from django.urls import path
 from django.views.generic import TemplateView
 
 from sessions_app import api
+from sessions_app.acs import views as acs
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="dashboard.html"), name="dashboard"),
@@ -13,4 +14,6 @@ urlpatterns = [
     path(
         "api/sessions/<str:session_id>/interrupt", api.session_interrupt, name="session-interrupt"
     ),
+    path("acs/events", acs.incoming_events, name="acs-events"),
+    path("acs/callbacks/<str:session_id>", acs.call_callbacks, name="acs-callbacks"),
 ]

@@ -149,8 +149,20 @@ PROVIDER_RETRY_DEADLINE_S = env_float("PROVIDER_RETRY_DEADLINE_S", 20.0)
 PROVIDER_RETRY_BASE_S = env_float("PROVIDER_RETRY_BASE_S", 0.25)
 PROVIDER_RETRY_MAX_WAIT_S = env_float("PROVIDER_RETRY_MAX_WAIT_S", 4.0)
 
+# Telephony through Azure Communication Services (sessions_app/acs/; README "Phone calls").
+# Blank connection string, callback base or webhook secret: the ACS endpoints answer 503.
 ACS_CONNECTION_STRING = os.environ.get("ACS_CONNECTION_STRING", "")
-ACS_CALLBACK_BASE_URL = os.environ.get("ACS_CALLBACK_BASE_URL", "")
+ACS_CALLBACK_BASE_URL = os.environ.get("ACS_CALLBACK_BASE_URL", "").rstrip("/")
+ACS_WEBHOOK_SECRET = os.environ.get("ACS_WEBHOOK_SECRET", "")
+ACS_AUDIO_FORMAT = os.environ.get("ACS_AUDIO_FORMAT", "pcm16k")  # pcm16k | pcm24k
+# ACS signs callbacks and the media WebSocket; only local testing may switch this off.
+ACS_VERIFY_JWT = env_bool("ACS_VERIFY_JWT", True)
+ACS_JWT_AUDIENCE = os.environ.get("ACS_JWT_AUDIENCE", "")  # the resource's immutable id
+ACS_JWKS_URL = os.environ.get(
+    "ACS_JWKS_URL", "https://acscallautomation.communication.azure.com/calling/keys"
+)
+# Keypad entries end with "#" or after this long without another key.
+DTMF_ENTRY_TIMEOUT_MS = env_int("DTMF_ENTRY_TIMEOUT_MS", 2000)
 
 CONTEXT_TURN_BUDGET = env_int("CONTEXT_TURN_BUDGET", 20)
 REDACT_MIN_DIGITS = env_int("REDACT_MIN_DIGITS", 12)

@@ -27,6 +27,7 @@ from sessions_app import events
 from sessions_app.context import ContextWindow
 from sessions_app.events import BargeInSource, ErrorBody, ErrorCode, Event
 from sessions_app.models import Session, Utterance
+from sessions_app.pipeline.keypad import Keypad
 from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
 from sessions_app.pipeline.recognition import RecognitionWorker
 from sessions_app.redaction import (
@@ -127,13 +128,19 @@ class Conversation:
         self._turn: AgentTurn | None = None
         self._turns_started = session.turn_count
         self._recognition: RecognitionWorker | None = None
+        self._keypad = Keypad(self._keypad_entry, settings.DTMF_ENTRY_TIMEOUT_MS / 1000)
 
     @classmethod
     async def open(
-        cls, session_id: uuid.UUID, send: EventSender, send_audio: AudioSender
+        cls,
+        session_id: uuid.UUID,
+        send: EventSender,
+        send_audio: AudioSender,
+        channel: str = Session.Channel.WEB,
     ) -> Conversation:
-        """Load a live session; raises Session.DoesNotExist, or SessionClosed if it has ended."""
-        session = await Session.objects.select_related("agent").aget(pk=session_id)
+        """Load a live session of this channel; raises Session.DoesNotExist, or SessionClosed
+        if it has ended."""
+        session = await Session.objects.select_related("agent").aget(pk=session_id, channel=channel)
         if session.status != Session.Status.ACTIVE:
             raise SessionClosed(f"session {session_id} has ended ({session.end_reason})")
         store = await SessionStore.open(session)
@@ -183,11 +190,14 @@ class Conversation:
         self.audio_started = True
         self._recognition.feed(pcm)
 
-    async def hear_text(self, text: str, *, final: bool, source: BargeInSource = "text") -> None:
-        """The caller's words as text; anything they say while the agent talks is a barge-in."""
+    async def hear_text(
+        self, text: str, *, final: bool, source: BargeInSource = "text", **fields: object
+    ) -> None:
+        """The caller's words as text (typed, or transcribed elsewhere, e.g. by ACS); anything
+        they say while the agent talks is a barge-in. `fields` are the utterance's timing."""
         await self.barge_in(source)
         if final:
-            await self.user_said(text)
+            await self.user_said(text, **fields)
         else:
             await self._send(events.transcript_partial(redact_partial(text)))
 
@@ -215,6 +225,16 @@ class Conversation:
         turn = AgentTurn(self._turns_started, self._send, self._playback_for(self._turns_started))
         turn.task = asyncio.create_task(self._run_agent_turn(turn, utterance))
         self._turn = turn
+
+    async def hear_dtmf(self, tone: str) -> None:
+        """A phone caller pressed a key: the agent stops talking; entries go to the agent."""
+        await self.barge_in("dtmf")
+        await self._keypad.press(tone)
+
+    async def _keypad_entry(self, entry: str) -> None:
+        redacted = redact_digits(entry)
+        await self._send(events.dtmf(redacted))
+        await self.user_said(redacted)
 
     # RecognitionListener: what the recognition worker reports.
 
@@ -356,6 +376,7 @@ class Conversation:
         if self.ended:
             return
         self.ended = True
+        await self._keypad.close()
         stopped = await self._stop_turn()
         if stopped is not None:
             turn, _, heard = stopped

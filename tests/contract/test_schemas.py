@@ -135,6 +135,29 @@ SESSION = {
     "turn_count": 0,
     "barge_in_count": 0,
     "error_count": 0,
+    "caller_id": "",
+    "call_connection_id": "",
+    "server_call_id": "",
+    "correlation_id": "",
+    "call_state": "",
+}
+
+PHONE_SESSION = changed(
+    SESSION,
+    channel="acs",
+    caller_id="4:+14255550123",
+    call_connection_id="421f0700-e3b0-4a6e-b7c1-8d0b2f3c0a11",
+    server_call_id="aHR0cHM6Ly9hcGkuZmxpZ2h0cHJveHkuc2t5cGUuY29t",
+    correlation_id="d6f3ab1c-1e2f-4c5d-9a8b-7c6d5e4f3a2b",
+    call_state="streaming",
+)
+
+CALL_EVENT = {
+    "kind": "MediaStreamingFailed",
+    "result_code": 400,
+    "result_subcode": 8581,
+    "result_message": "Transport url is not reachable.",
+    "received_at": TS,
 }
 
 CREATED_SESSION = changed(
@@ -237,6 +260,28 @@ GOOD = [
         "session",
         changed(CREATED_SESSION, channel="acs", ws_url="wss://example.test/ws/sessions/x"),
         id="session-acs-wss",
+    ),
+    pytest.param("session", PHONE_SESSION, id="session-phone"),
+    pytest.param(
+        "session",
+        changed(
+            PHONE_SESSION,
+            status="failed",
+            call_state="media_failed",
+            utterances=[],
+            tasks=[],
+            call_events=[
+                changed(
+                    CALL_EVENT,
+                    kind="CallConnected",
+                    result_code=None,
+                    result_subcode=None,
+                    result_message="",
+                ),
+                CALL_EVENT,
+            ],
+        ),
+        id="session-phone-detail-failed",
     ),
 ]
 
@@ -403,6 +448,24 @@ BAD = [
         id="session-ws-path",
     ),
     pytest.param(
+        "session", changed(PHONE_SESSION, call_state="ringing"), "enum", id="session-call-state"
+    ),
+    pytest.param(
+        "session", changed(PHONE_SESSION, caller_id=DROP), "required", id="session-no-caller-id"
+    ),
+    pytest.param(
+        "session",
+        changed(PHONE_SESSION, call_events=[changed(CALL_EVENT, kind=DROP)]),
+        "required",
+        id="session-call-event-no-kind",
+    ),
+    pytest.param(
+        "session",
+        changed(PHONE_SESSION, call_events=[changed(CALL_EVENT, result_code="400")]),
+        "type",
+        id="session-call-event-code-string",
+    ),
+    pytest.param(
         "session",
         changed(ENDED_SESSION, utterances=[changed(UTTERANCE, seq=0)]),
         "minimum",
@@ -461,8 +524,10 @@ STREAM_BODIES = [
             events.barge_in(turn=2, played_ms=640, heard_text="Order 12345", source=source),
             id=f"barge_in-{source}",
         )
-        for source in ("speech", "text", "interrupt", "operator")
+        for source in ("speech", "text", "dtmf", "interrupt", "operator")
     ],
+    pytest.param(events.dtmf("12"), id="dtmf"),
+    pytest.param(events.dtmf("[redacted]#"), id="dtmf-redacted"),
     pytest.param(
         events.tool_invocation(
             turn=1,
@@ -573,6 +638,9 @@ BAD_STREAM_EVENTS = [
         id="started-agent-extra",
     ),
     pytest.param(changed(BARGE_IN, source="keyboard"), "enum", id="barge-in-source"),
+    pytest.param(stamped(events.dtmf("")), "pattern", id="dtmf-empty"),
+    pytest.param(stamped(events.dtmf("4111111111111111")), "not", id="dtmf-card-unredacted"),
+    pytest.param(stamped(events.dtmf("1 2")), "pattern", id="dtmf-not-a-tone"),
     pytest.param(changed(BARGE_IN, heard_text=DROP), "required", id="barge-in-no-heard-text"),
     pytest.param(changed(BARGE_IN, played_ms=-1), "minimum", id="barge-in-played-negative"),
     pytest.param(changed(TOOL, status="running"), "enum", id="tool-status"),
