@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from sessions_app import events, shutdown
-from sessions_app.acs.calls import hang_up_session
+from sessions_app.acs.calls import AUDIO_FORMATS, hang_up_session
 from sessions_app.acs.config import missing_settings, not_configured_message
 from sessions_app.acs.media import (
     STOP_AUDIO_FRAME,
@@ -45,7 +45,6 @@ from sessions_app.protocol import (
     ProtocolError,
     TextMessage,
     check_audio,
-    check_sample_rate,
     parse_client_message,
 )
 from sessions_app.tokens import TokenRefused, check_token
@@ -290,15 +289,18 @@ class AcsMediaConsumer(LiveSessionConsumer):
         await conversation.report(events.error(code, f"dropped a media frame: {why}", "client"))
 
     def _hear(self, conversation: Conversation, chunk: AudioChunk) -> None:
-        if self.transcribed_by_acs:
-            return  # ACS recognises the caller; local recognition would answer twice
-        pcm = chunk.pcm or self.silent_frame
-        conversation.hear_audio(check_audio(pcm, conversation.session.sample_rate))
+        pcm = check_audio(chunk.pcm or self.silent_frame, conversation.session.sample_rate)
+        if not self.transcribed_by_acs:  # else ACS recognises the caller: no second answer
+            conversation.hear_audio(pcm)
 
     async def _negotiate(self, conversation: Conversation, metadata: AudioMetadata) -> None:
-        if metadata.encoding.upper() != "PCM" or metadata.channels != 1:
-            raise MediaFormatError("audio must be PCM mono: answer with ACS_AUDIO_FORMAT")
-        rate = check_sample_rate(metadata.sample_rate)
+        rate = metadata.sample_rate
+        rates = sorted(rate for _, rate in AUDIO_FORMATS.values())
+        if metadata.encoding.upper() != "PCM" or metadata.channels != 1 or rate not in rates:
+            raise ProtocolError(
+                ErrorCode.INVALID_AUDIO,
+                f"audio must be PCM mono at {' or '.join(map(str, rates))} Hz",
+            )
         if rate != conversation.session.sample_rate:
             await conversation.configure(rate)
         self.silent_frame = bytes(max(metadata.length, 0)) or self.silent_frame

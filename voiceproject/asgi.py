@@ -14,14 +14,25 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from voiceproject.routing import websocket_urlpatterns  # noqa: E402
+from voiceproject.routing import (  # noqa: E402
+    acs_websocket_urlpatterns,
+    browser_websocket_urlpatterns,
+)
 
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": URLRouter(
+            [
+                *acs_websocket_urlpatterns,
+                re_path(
+                    r"^", AllowedHostsOriginValidator(URLRouter(browser_websocket_urlpatterns))
+                ),
+            ]
+        ),
     }
 )

@@ -1,11 +1,18 @@
-"""WebSocket routes; every socket lives under /ws/."""
+"""WebSocket routes; every socket lives under /ws/.
+
+Browser sockets must come from an allowed origin. ACS's media socket is opened by a server,
+which sends no Origin header: it is authenticated by ACS's signed token instead.
+"""
 
 from django.urls import path
 
 from sessions_app.consumers import AcsMediaConsumer, StreamConsumer, WatchConsumer
 
-websocket_urlpatterns = [
+browser_websocket_urlpatterns = [
     path("ws/sessions/<uuid:session_id>/", StreamConsumer.as_asgi()),
     path("ws/sessions/<uuid:session_id>/watch/", WatchConsumer.as_asgi()),
+]
+
+acs_websocket_urlpatterns = [
     path("ws/acs/<uuid:session_id>/", AcsMediaConsumer.as_asgi()),
 ]

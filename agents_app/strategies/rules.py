@@ -18,6 +18,8 @@ class Intent:
     tool: str | None = None
 
 
+ORDER_NUMBER_QUESTION = "Sure. What is the order number?"
+
 INTENTS = (
     Intent(
         "order_status",
@@ -28,7 +30,7 @@ INTENTS = (
     Intent(
         "order_number_needed",
         re.compile(r"\border\b", re.IGNORECASE),
-        "Sure. What is the order number?",
+        ORDER_NUMBER_QUESTION,
     ),
     Intent(
         "account_balance",
@@ -39,7 +41,8 @@ INTENTS = (
     Intent(
         "greeting",
         re.compile(r"\b(hello|hi|hey|good (morning|afternoon|evening))\b", re.IGNORECASE),
-        "Hello! I can check an order's status or your account balance.",
+        "Hello! I can check an order's status or your account balance. "
+        "On a phone, press 1 for an order or 2 for your balance.",
     ),
     Intent(
         "goodbye",
@@ -47,6 +50,9 @@ INTENTS = (
         "You're welcome. Goodbye!",
     ),
 )
+# A phone keypad entry (sessions_app/pipeline/keypad.py): menu keys, or a number asked for.
+KEYPAD_ENTRY = re.compile(r"[0-9*A-D]+")
+KEYPAD_MENU = {"1": "order", "2": "balance"}
 FALLBACK = "Sorry, I can check an order's status or your account balance. Which would you like?"
 TOOL_FAILED = "Sorry, I could not look that up just now. Please try again."
 
@@ -56,7 +62,7 @@ class RulesStrategy:
         self.spec = spec
 
     async def stream_reply(self, messages: list[ChatMessage], tools: ToolBox) -> AsyncIterator[str]:
-        for word in words_of(await self._answer(last_user_text(messages), tools)):
+        for word in words_of(await self._answer(understood(messages), tools)):
             yield word
 
     async def _answer(self, text: str, tools: ToolBox) -> str:
@@ -72,3 +78,15 @@ class RulesStrategy:
 
     async def aclose(self) -> None:
         return None
+
+
+def understood(messages: list[ChatMessage]) -> str:
+    """The caller's last words, with a keypad entry read as what it selects: a menu key, or
+    the order number the agent just asked for."""
+    text = last_user_text(messages).strip()
+    if not KEYPAD_ENTRY.fullmatch(text):
+        return text
+    asked = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
+    if asked.startswith(ORDER_NUMBER_QUESTION):
+        return f"order {text}"
+    return KEYPAD_MENU.get(text, text)
