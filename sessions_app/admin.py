@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from agents_app.admin import RecordInline
 from agents_app.models import Task
 from sessions_app.control import end_live_session, interrupt_session
-from sessions_app.models import Session, Utterance
+from sessions_app.models import CallEvent, Session, Utterance
 
 
 class UtteranceInline(RecordInline):
@@ -12,6 +12,13 @@ class UtteranceInline(RecordInline):
 
     model = Utterance
     fields = ["seq", "role", "text", "interrupted", "heard_text", "confidence", "created_at"]
+
+
+class CallEventInline(RecordInline):
+    """What ACS reported about a phone call, failures with their codes."""
+
+    model = CallEvent
+    fields = ["received_at", "kind", "result_code", "result_subcode", "result_message"]
 
 
 class TaskInline(RecordInline):
@@ -27,13 +34,15 @@ class SessionAdmin(admin.ModelAdmin):
         "channel",
         "status",
         "agent",
+        "caller_id",
+        "call_state",
         "created_at",
         "turn_count",
         "barge_in_count",
         "error_count",
     ]
-    list_filter = ["status", "channel", "agent"]
-    search_fields = ["id", "end_reason"]
+    list_filter = ["status", "channel", "call_state", "agent"]
+    search_fields = ["id", "end_reason", "caller_id", "call_connection_id", "correlation_id"]
     date_hierarchy = "created_at"
     readonly_fields = [
         "id",
@@ -42,8 +51,13 @@ class SessionAdmin(admin.ModelAdmin):
         "turn_count",
         "barge_in_count",
         "error_count",
+        "caller_id",
+        "call_connection_id",
+        "server_call_id",
+        "correlation_id",
+        "call_state",
     ]
-    inlines = [UtteranceInline, TaskInline]
+    inlines = [UtteranceInline, TaskInline, CallEventInline]
     actions = ["interrupt_sessions", "end_sessions"]
 
     @admin.action(description="Interrupt the agent (barge-in)")

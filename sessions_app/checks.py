@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from agents_app.speech.stt import RECOGNIZERS
 from agents_app.speech.tts import SYNTHESIZERS
@@ -37,3 +37,37 @@ def check_engine_settings(app_configs, **kwargs) -> list[Error]:
         for name, value, known, check_id in choices
         if value not in known
     ]
+
+
+@register()
+def check_telephony_settings(app_configs, **kwargs) -> list[CheckMessage]:
+    """Telephony settings that cannot work stop the server; an unsigned setup is flagged."""
+    from sessions_app.acs.calls import AUDIO_FORMATS
+
+    problems: list[CheckMessage] = []
+    if settings.ACS_AUDIO_FORMAT not in AUDIO_FORMATS:
+        problems.append(
+            Error(
+                f"ACS_AUDIO_FORMAT={settings.ACS_AUDIO_FORMAT!r} is not one of "
+                f"{sorted(AUDIO_FORMATS)}",
+                id="voice.E006",
+            )
+        )
+    base = settings.ACS_CALLBACK_BASE_URL
+    if base and not base.startswith("https://"):
+        problems.append(
+            Error(
+                f"ACS_CALLBACK_BASE_URL={base!r} must be a public https:// URL: ACS posts "
+                "callbacks to it and streams media to its wss:// form",
+                id="voice.E007",
+            )
+        )
+    if settings.ACS_CONNECTION_STRING and not settings.ACS_VERIFY_JWT:
+        problems.append(
+            Warning(
+                "ACS_VERIFY_JWT is off: anyone who learns a session id can post its callbacks "
+                "and stream into its call; switch it off only for local testing",
+                id="voice.W001",
+            )
+        )
+    return problems

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from agents_app.models import Agent, Task, ToolInvocation
-from sessions_app.models import Session, Utterance
+from sessions_app.models import CallEvent, Session, Utterance
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +66,40 @@ def test_sessions_filter_by_status(admin_client, recorded_session):
     Session.objects.create(agent=recorded_session.agent, status="ended")
     response = admin_client.get(reverse("admin:sessions_app_session_changelist") + "?status=ended")
     assert response.context["cl"].result_count == 1
+
+
+def test_phone_session_shows_caller_call_ids_and_call_events(admin_client):
+    session = Session.objects.create(
+        agent=Agent.objects.get(name="echo"),
+        channel=Session.Channel.ACS,
+        caller_id="4:+14255550123",
+        call_connection_id="421f0700-e3b0-4a6e-b7c1-8d0b2f3c0a11",
+        correlation_id="d6f3ab1c-1e2f-4c5d-9a8b-7c6d5e4f3a2b",
+        call_state=Session.CallState.MEDIA_FAILED,
+    )
+    CallEvent.objects.create(session=session, kind="CallConnected")
+    CallEvent.objects.create(
+        session=session,
+        kind="MediaStreamingFailed",
+        result_code=400,
+        result_subcode=8581,
+        result_message="Transport url is not reachable.",
+    )
+
+    listing = admin_client.get(
+        reverse("admin:sessions_app_session_changelist"), {"channel__exact": "acs"}
+    ).content.decode()
+    assert "4:+14255550123" in listing and "Media streaming failed" in listing
+
+    found = admin_client.get(
+        reverse("admin:sessions_app_session_changelist"), {"q": "421f0700"}
+    ).content.decode()
+    assert str(session.pk) in found
+
+    page = admin_client.get(
+        reverse("admin:sessions_app_session_change", args=[session.pk])
+    ).content.decode()
+    for shown in ("421f0700-e3b0-4a6e-b7c1-8d0b2f3c0a11", "MediaStreamingFailed", "8581"):
+        assert shown in page
+    assert "Transport url is not reachable." in page
+    assert 'name="call_events-0-kind"' not in page  # a record, not a form

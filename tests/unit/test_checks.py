@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sessions_app.checks import check_contracts, check_engine_settings
+from sessions_app.checks import check_contracts, check_engine_settings, check_telephony_settings
 
 
 def test_default_settings_pass():
     assert check_engine_settings(None) == []
     assert check_contracts(None) == []
+    assert check_telephony_settings(None) == []
 
 
 @pytest.mark.parametrize(
@@ -26,3 +27,24 @@ def test_unknown_engine_is_an_error(settings, name, check_id):
     (error,) = check_engine_settings(None)
     assert error.id == check_id
     assert name in error.msg and "nonsense" in error.msg
+
+
+@pytest.mark.parametrize(
+    "name,value,check_id",
+    [
+        ("ACS_AUDIO_FORMAT", "mp3", "voice.E006"),
+        ("ACS_CALLBACK_BASE_URL", "http://voice.example.test", "voice.E007"),
+    ],
+)
+def test_telephony_settings_that_cannot_work_are_errors(settings, name, value, check_id):
+    setattr(settings, name, value)
+    (error,) = check_telephony_settings(None)
+    assert (error.id, error.level) == (check_id, 40)
+    assert name in error.msg and value in error.msg
+
+
+def test_unsigned_telephony_is_a_warning(settings):
+    settings.ACS_CONNECTION_STRING = "endpoint=https://acs.example.test/;accesskey=eA=="
+    settings.ACS_VERIFY_JWT = False
+    (warning,) = check_telephony_settings(None)
+    assert warning.id == "voice.W001" and "ACS_VERIFY_JWT" in warning.msg
