@@ -123,7 +123,7 @@ def _session_options(body: object) -> tuple[str | None, int, int | None]:
 async def _create_session(request: HttpRequest) -> JsonResponse:
     try:
         body = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON, too deep, too long a number
         return error_response(ErrorCode.INVALID_JSON, "request body is not valid JSON", 400)
     try:
         agent_name, sample_rate, turn_budget = _session_options(body)

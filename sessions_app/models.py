@@ -52,6 +52,14 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # Event Grid delivers at least once: one phone call, one session.
+            models.UniqueConstraint(
+                fields=["correlation_id"],
+                condition=models.Q(channel="acs"),
+                name="one_session_per_phone_call",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} session {self.id} ({self.status})"

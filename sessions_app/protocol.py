@@ -54,7 +54,7 @@ def parse_client_message(raw: str) -> ClientMessage:
         )
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, too deep, too long a number
         raise ProtocolError(ErrorCode.INVALID_JSON, f"not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError(ErrorCode.INVALID_EVENT, "expected a JSON object with a string 'type'")

@@ -57,7 +57,7 @@ def parse_media_message(text: str) -> MediaMessage:
     """One inbound frame → its typed message; raises MediaFormatError."""
     try:
         frame = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, too deep, too long a number
         raise MediaFormatError("the frame is not JSON") from exc
     if not isinstance(frame, dict):
         raise MediaFormatError("the frame is not a JSON object")

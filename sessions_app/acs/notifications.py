@@ -43,7 +43,7 @@ class CallNotification:
 def _events(body: bytes) -> list[dict[str, Any]]:
     try:
         events = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, too deep, too long a number
         raise ProtocolError(ErrorCode.INVALID_JSON, "the body is not valid JSON") from exc
     if not isinstance(events, list) or not events:
         raise ProtocolError(ErrorCode.INVALID_EVENT, "the body must be a non-empty JSON array")

@@ -26,8 +26,9 @@ class AcsTokenRefused(Exception):
 
 @lru_cache(maxsize=4)
 def _keys(url: str) -> jwt.PyJWKClient:
-    # One client per URL keeps the key set cached (5 min) across requests; an unknown kid
-    # makes it fetch again, so ACS's key rotation is picked up.
+    # One client per URL keeps the key set cached (5 min) across requests. An unknown kid
+    # makes it fetch again, at most once per 30 s (PyJWT's cooldown), so ACS's key rotation
+    # is picked up while forged key ids cannot make this server hammer ACS's key endpoint.
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
 
 

@@ -6,7 +6,9 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.db import IntegrityError
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from agents_app.errors import ProviderError
@@ -54,10 +56,12 @@ def _not_configured() -> JsonResponse | None:
 @api_view("POST")
 async def incoming_events(request: HttpRequest) -> JsonResponse:
     """Event Grid: the subscription handshake, and IncomingCall → a session and an answer."""
+    # The secret first, when there is one: a stranger learns nothing, not even what is unset.
+    secret = settings.ACS_WEBHOOK_SECRET
+    if secret and not constant_time_compare(request.GET.get("secret", ""), secret):
+        return error_response(ErrorCode.UNAUTHORIZED, "missing or wrong 'secret' parameter", 401)
     if refusal := _not_configured():
         return refusal
-    if not constant_time_compare(request.GET.get("secret", ""), settings.ACS_WEBHOOK_SECRET):
-        return error_response(ErrorCode.UNAUTHORIZED, "missing or wrong 'secret' parameter", 401)
     try:
         delivered = parse_event_grid(request.body)
     except ProtocolError as exc:
@@ -76,22 +80,10 @@ async def incoming_events(request: HttpRequest) -> JsonResponse:
 
 
 async def _answer(call: IncomingCall) -> tuple[Session, JsonResponse | None]:
-    """A session for the call, answered with media streaming to it (once per call: Event
-    Grid may deliver the same event twice)."""
-    existing = await Session.objects.filter(correlation_id=call.correlation_id).afirst()
-    if existing is not None:
-        return existing, None
-    agent = await Agent.objects.afor_session(None)
-    session = await Session.objects.acreate(
-        agent=agent,
-        channel=Session.Channel.ACS,
-        sample_rate=calls.session_sample_rate(),
-        turn_budget=agent.turn_budget or settings.CONTEXT_TURN_BUDGET,
-        caller_id=redact_digits(call.caller_id),
-        server_call_id=call.server_call_id,
-        correlation_id=call.correlation_id,
-        call_state=CallState.ANSWERING,
-    )
+    """A session for the call, answered with media streaming to it."""
+    session, ours = await _claim(call)
+    if not ours:
+        return session, None
     logger.info("incoming call: session %s answering", session.id)
     try:
         connection_id = await calls.answer_call(call.incoming_call_context, session.id)
@@ -101,10 +93,41 @@ async def _answer(call: IncomingCall) -> tuple[Session, JsonResponse | None]:
             call_state=CallState.ANSWER_FAILED,
             status=Session.Status.FAILED,
             end_reason="answer_failed",
+            ended_at=timezone.now(),
         )
         return session, JsonResponse(events.error_for(exc), status=502)
     await Session.objects.filter(pk=session.pk).aupdate(call_connection_id=connection_id)
     return session, None
+
+
+async def _claim(call: IncomingCall) -> tuple[Session, bool]:
+    """The call's session, and whether this request is the one to answer it.
+
+    Event Grid delivers at least once, possibly to two processes at the same time: a copy of
+    a call already answered (or being answered) answers nothing; a copy after a failed answer
+    (our 502 asked for it) tries again while the phone still rings.
+    """
+    agent = await Agent.objects.afor_session(None)
+    try:
+        session = await Session.objects.acreate(
+            agent=agent,
+            channel=Session.Channel.ACS,
+            sample_rate=calls.session_sample_rate(),
+            turn_budget=agent.turn_budget or settings.CONTEXT_TURN_BUDGET,
+            caller_id=redact_digits(call.caller_id),
+            server_call_id=call.server_call_id,
+            correlation_id=call.correlation_id,
+            call_state=CallState.ANSWERING,
+        )
+        return session, True
+    except IntegrityError:
+        session = await Session.objects.aget(
+            channel=Session.Channel.ACS, correlation_id=call.correlation_id
+        )
+    retry = await Session.objects.filter(pk=session.pk, call_state=CallState.ANSWER_FAILED).aupdate(
+        status=Session.Status.ACTIVE, call_state=CallState.ANSWERING, end_reason="", ended_at=None
+    )
+    return session, retry == 1
 
 
 @api_view("POST")
@@ -141,19 +164,27 @@ async def _record(session: Session, notification: CallNotification) -> None:
             result_message=redact_digits(notification.result_message),
         ),
     )
-    changes: dict[str, str] = {}
     if kind in STATE_AFTER:
-        changes["call_state"] = STATE_AFTER[kind]
+        # Callbacks may arrive out of order: a hung-up call stays hung up, a failed stream
+        # failed (only the hang-up may follow it).
+        final = [CallState.DISCONNECTED]
+        if kind != "CallDisconnected":
+            final.append(CallState.MEDIA_FAILED)
+        await (
+            Session.objects.filter(pk=session.pk)
+            .exclude(call_state__in=final)
+            .aupdate(call_state=STATE_AFTER[kind])
+        )
     if notification.call_connection_id and not session.call_connection_id:
-        changes["call_connection_id"] = notification.call_connection_id
-    if changes:
-        await Session.objects.filter(pk=session.pk).aupdate(**changes)
+        await Session.objects.filter(pk=session.pk, call_connection_id="").aupdate(
+            call_connection_id=notification.call_connection_id
+        )
     logger.info("session %s: %s (%s)", session.id, kind, notification.result_code or "ok")
     if kind == "CallDisconnected":
-        await _end(session.id, "call_disconnected")
+        await _end(session.id, calls.CALL_DISCONNECTED)
     elif kind == "MediaStreamingFailed":
         # The caller would sit in silence: end the session as failed and hang up.
-        await _end(session.id, "media_streaming_failed", status=Session.Status.FAILED)
+        await _end(session.id, calls.MEDIA_STREAMING_FAILED, status=Session.Status.FAILED)
         await calls.hang_up_session(session.id, notification.call_connection_id)
 
 
