@@ -23,6 +23,18 @@ logger = logging.getLogger(__name__)
 LAYER_OUTAGES = (RedisError, OSError)
 
 
+def raise_if_cancelled(outage: BaseException) -> None:
+    """Re-raise a cancellation that redis-py turned into an "outage".
+
+    Cancelled mid-command, redis-py drops the connection and may raise ConnectionError in
+    place of CancelledError: riding that out as an outage would let a cancelled task (a
+    barged-in reply, a closing consumer) carry on.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from outage
+
+
 async def interrupt_session(session_id: uuid.UUID, source: str = "operator") -> None:
     """Ask the session's playback to stop now (a barge-in without caller speech)."""
     await get_channel_layer().group_send(
@@ -53,6 +65,7 @@ async def publish_to_watchers(session_id: uuid.UUID, event: dict[str, Any]) -> N
             watch_group_name(session_id), {"type": "session.event", "event": event}
         )
     except LAYER_OUTAGES as exc:
+        raise_if_cancelled(exc)
         logger.debug("event not shown to watchers: %s", type(exc).__name__)
 
 
@@ -94,6 +107,7 @@ class ControlReceiver:
                     logger.info("session control re-joined its group")
                 return await self._receive()
             except LAYER_OUTAGES as exc:
+                raise_if_cancelled(exc)
                 if self._in_group:
                     logger.warning("channel layer lost (%s): retrying", type(exc).__name__)
                 self._in_group = False

@@ -341,6 +341,8 @@ class Conversation:
         played_ms, heard = turn.stop()
         turn.task.cancel()
         await asyncio.wait([turn.task])
+        if turn.finishing:
+            return None  # it completed after all, and stored itself: nothing was cut
         return turn, played_ms, heard
 
     async def _keep_what_was_heard(self, turn: AgentTurn, heard: str) -> None:
