@@ -215,6 +215,7 @@ class AcsMediaConsumer(LiveSessionConsumer):
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         self.events = EventStream(self.session_id)
+        self._publishing = asyncio.Lock()
         await self.accept()
         if missing := missing_settings():
             await self.refuse(not_configured_message(missing), CLOSE_POLICY_VIOLATION)
@@ -251,7 +252,10 @@ class AcsMediaConsumer(LiveSessionConsumer):
         if body["type"] == "barge_in":
             # Playback has already stopped here; StopAudio drops what ACS still holds.
             await self.send(text_data=STOP_AUDIO_FRAME)
-        await publish_to_watchers(self.session_id, self.events.stamp(body))
+        # The reply's task and this consumer's both send events; over Redis a publish takes
+        # a round trip, so without the lock a later seq could overtake an earlier one.
+        async with self._publishing:
+            await publish_to_watchers(self.session_id, self.events.stamp(body))
 
     async def send_audio(self, frame: bytes) -> None:
         await self.send(text_data=audio_data_frame(frame))
