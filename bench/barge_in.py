@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -79,12 +80,12 @@ class Microphone:
 
     def __init__(
         self,
-        ws: aiohttp.ClientWebSocketResponse,
+        send: Callable[[bytes], Awaitable[None]],
         clip: list[bytes],
         voiced_index: int,
         alignment: int,
     ) -> None:
-        self._ws = ws
+        self._send = send
         self._clip = clip
         self._voiced_index = voiced_index
         self._alignment = alignment % ALIGNMENTS
@@ -120,7 +121,7 @@ class Microphone:
             in_clip = clip_position is not None and clip_position < len(self._clip)
             frame = self._clip[clip_position] if in_clip else harness.SILENT_FRAME
             sent_at = time.monotonic()
-            await self._ws.send_bytes(frame)
+            await self._send(frame)
             self.lateness.append(sent_at - due)
             if in_clip:
                 if clip_position == self._voiced_index:
@@ -139,7 +140,7 @@ async def run_trial(
 ) -> Trial:
     trial = Trial(alignment=alignment % ALIGNMENTS)
     ws = await harness.open_stream(http, base_url)
-    microphone = Microphone(ws, clip, voiced_index, alignment)
+    microphone = Microphone(ws.send_bytes, clip, voiced_index, alignment)
     try:
         await ws.send_json({"type": "text", "text": AGENT_TEXT, "final": True})
         await follow_trial(ws, microphone, trial)
