@@ -1,4 +1,5 @@
-// The dashboard: start a session, talk to the agent by voice or text, watch every server event.
+// The dashboard: start a session, talk to the agent by voice or text, watch every server event;
+// list recent sessions, read a stored one, or follow a phone call (ACS) live.
 // Protocol: /work/shared/DESIGN.md §3 and contracts/stream-event.schema.json.
 
 import { AgentSpeaker, Microphone, frameLevel } from "./voice.js";
@@ -8,6 +9,10 @@ const SCROLL_SLACK_PX = 48;
 const DEFAULT_SAMPLE_RATE = 16000;
 // Per microphone frame (20 ms), the meter falls to this share of its last value at most.
 const LEVEL_DECAY = 0.85;
+const SESSIONS_POLL_MS = 3000;
+// After the REST API ended a watched call, how long to wait for its session_ended event.
+const END_GRACE_MS = 3000;
+const SHORT_ID_LENGTH = 8;
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -21,6 +26,8 @@ const ui = {
   interruptButton: byTestId("interrupt-button"),
   endButton: byTestId("end-button"),
   sessionId: byTestId("session-id"),
+  callerId: byTestId("caller-id"),
+  callId: byTestId("call-id"),
   audioFrames: byTestId("audio-frames"),
   playedAudio: byTestId("played-audio"),
   notice: byTestId("notice"),
@@ -31,6 +38,12 @@ const ui = {
   liveTyping: byTestId("live-typing"),
   eventList: byTestId("event-list"),
   eventCount: byTestId("event-count"),
+  sessionList: byTestId("session-list"),
+  sessionsTable: byTestId("sessions-table"),
+  sessionsMessage: byTestId("sessions-message"),
+  sessionsError: byTestId("sessions-error"),
+  sessionCount: byTestId("session-count"),
+  sessionsUpdated: byTestId("sessions-updated"),
 };
 
 const state = {
@@ -46,6 +59,21 @@ const state = {
   agentBubbles: new Map(), // turn number → the agent's bubble for that turn
   partialBubble: null,
   partialTimer: null,
+  // The session the panels show: { id, own, phone, caller }; own: this page's session.
+  view: null,
+  // Following a phone call: { socket, sessionId, loaded, buffer, endTimer }.
+  watch: null,
+  storedUtterances: new Set(), // ids of the utterances shown from the store
+  storedTurns: new Set(), // agent turns the stored transcript already shows
+};
+
+// The recent-sessions list: rows are kept and updated in place, so focus survives a refresh.
+const sessionList = {
+  rows: new Map(), // session id → its <tr>
+  sessions: new Map(), // session id → its latest summary from the API
+  loading: false,
+  again: false, // a refresh was asked for while one was in flight
+  timer: null,
 };
 
 const voice = {
@@ -82,6 +110,23 @@ function formatTime(ts) {
 
 const quote = (text) => `“${text ?? ""}”`;
 
+/** When a session started: the time of day, with the date if it was not today. */
+function formatStarted(ts) {
+  const date = new Date(ts);
+  if (Number.isNaN(date.getTime())) return "—";
+  const time = date.toLocaleTimeString([], { hour12: false });
+  const today = date.toDateString() === new Date().toDateString();
+  return today ? time : `${date.toLocaleDateString()} ${time}`;
+}
+
+const shortId = (id) => (id.length > SHORT_ID_LENGTH ? `${id.slice(0, SHORT_ID_LENGTH)}…` : id);
+
+/** An ACS id is long: show its start, keep the whole of it in the title. */
+function showLongId(node, id) {
+  node.textContent = id ? shortId(id) : "—";
+  node.title = id ?? "";
+}
+
 // --- Status, notices and controls ----------------------------------------------------------
 
 function setStatus(phase, text) {
@@ -103,19 +148,32 @@ function isLive() {
   return state.socket?.readyState === WebSocket.OPEN && state.endReason === null;
 }
 
+/** This page's own session is starting or has its socket: opening another would lose it. */
+function ownSessionBusy() {
+  return state.starting || state.socket !== null;
+}
+
+/** Following a live phone call, whose Interrupt and End go through the REST API. */
+function isWatching() {
+  const watch = state.watch;
+  return (
+    watch?.loaded === true &&
+    watch.socket.readyState === WebSocket.OPEN &&
+    state.endReason === null
+  );
+}
+
 function updateControls() {
-  const busy = state.starting || state.socket !== null;
+  const busy = ownSessionBusy();
   const live = isLive();
   ui.agentSelect.disabled = busy || ui.agentSelect.options.length === 0;
   ui.startButton.disabled = busy || !ui.agentSelect.value;
-  const sessionControls = [
-    ui.textInput,
-    ui.sendButton,
-    ui.micButton,
-    ui.interruptButton,
-    ui.endButton,
-  ];
-  for (const control of sessionControls) control.disabled = !live;
+  // A watcher hears nothing of the call and cannot speak in it: no microphone, no composer.
+  for (const control of [ui.textInput, ui.sendButton, ui.micButton]) control.disabled = !live;
+  const controllable = live || isWatching();
+  ui.interruptButton.disabled = !controllable;
+  ui.endButton.disabled = !controllable;
+  renderOpenButtons();
   renderVoiceState();
 }
 
@@ -131,6 +189,7 @@ const DESCRIBERS = {
   playback_started: (e) => `turn ${e.turn} · ${e.sample_rate} Hz`,
   playback_completed: (e) => `turn ${e.turn} · ${e.played_ms} ms played`,
   barge_in: (e) => `turn ${e.turn} by ${e.source} · heard ${quote(e.heard_text)}`,
+  dtmf: (e) => `keys ${e.digits}`,
   tool_invocation: (e) => `${e.tool} ${e.status} · ${e.duration_ms} ms`,
   context_truncated: (e) => `dropped ${e.dropped_turns} · kept ${e.kept_turns} turns`,
   session_ended: (e) => e.reason,
@@ -161,11 +220,17 @@ function renderEvent(event) {
 
 // --- The transcript --------------------------------------------------------------------------
 
+/** Who the user side is: you in your own session, else the caller or the web user. */
+function userLabel() {
+  if (state.view === null || state.view.own) return "You";
+  return state.view.phone ? "Caller" : "User";
+}
+
 function addMessage(role, text) {
   const item = el(
     "li",
     { class: `message message--${role}`, dataset: { testid: `${role}-bubble` } },
-    el("span", { class: "message__role" }, role === "user" ? "You" : "Agent"),
+    el("span", { class: "message__role" }, role === "user" ? userLabel() : "Agent"),
     el("p", { class: "message__text" }, text),
   );
   ui.transcript.append(item);
@@ -212,9 +277,12 @@ function finishAgentReply({ turn, text }) {
   bubble.dataset.state = "final";
 }
 
-/** Strike out what the caller never heard and say what they did hear. */
 function markInterrupted({ turn, heard_text: heard = "", source }) {
-  const bubble = agentBubble(turn);
+  showInterruption(agentBubble(turn), heard, `Interrupted (${source})`);
+}
+
+/** Strike out what the caller never heard and say what they did hear. */
+function showInterruption(bubble, heard, label) {
   const body = bubble.querySelector(".message__text");
   const shown = body.textContent;
   if (shown.startsWith(heard) && shown.length > heard.length) {
@@ -223,8 +291,8 @@ function markInterrupted({ turn, heard_text: heard = "", source }) {
   }
   bubble.dataset.state = "interrupted";
   const note = heard
-    ? `Interrupted (${source}). Heard: ${quote(heard)}`
-    : `Interrupted (${source}) before anything was heard.`;
+    ? `${label}. Heard: ${quote(heard)}`
+    : `${label} before anything was heard.`;
   const noteAttributes = { class: "message__note", dataset: { testid: "interrupted-note" } };
   bubble.append(el("p", noteAttributes, note));
 }
@@ -240,8 +308,23 @@ function addToolChip({ tool, status, duration_ms: ms, arguments: args, result, e
   ui.transcript.append(chip);
 }
 
+/** A phone caller's keypad entry; the user bubble with the same digits follows it. */
+function addKeypadChip({ digits }) {
+  const chip = el(
+    "li",
+    { class: "chip chip--keypad", dataset: { testid: "keypad-chip" } },
+    el("span", { class: "chip__label" }, "keypad"),
+    ` ${digits}`,
+  );
+  ui.transcript.append(chip);
+}
+
 function onSessionStarted(event) {
   state.sampleRate = event.sample_rate;
+  if (state.watch !== null) {
+    showWatching(); // ACS's media socket connected: the call's conversation starts now
+    return;
+  }
   voice.speaker.prepare(event.sample_rate);
   setStatus("live", `live · agent ${event.agent?.name}`);
   updateControls();
@@ -250,9 +333,15 @@ function onSessionStarted(event) {
 
 function onSessionEnded({ reason }) {
   state.endReason = reason;
-  stopMicrophone();
-  setStatus("ended", `ended: ${reason}`);
   addNote(`Session ended: ${reason}`);
+  if (state.watch !== null) {
+    stopWatching(); // the server keeps a watcher's socket open; nothing more will come
+    setStatus("ended", `phone call ended: ${reason}`);
+    refreshSessions();
+  } else {
+    stopMicrophone();
+    setStatus("ended", `ended: ${reason}`);
+  }
   updateControls();
 }
 
@@ -274,6 +363,7 @@ const EVENT_EFFECTS = {
     markInterrupted(e);
   },
   tool_invocation: addToolChip,
+  dtmf: addKeypadChip,
   context_truncated: (e) => addNote(`Context trimmed: ${e.dropped_turns} older turn(s) dropped.`),
   error: (e) => addNote(`Error ${e.code}: ${e.message}`, "error"),
   session_ended: onSessionEnded,
@@ -281,7 +371,14 @@ const EVENT_EFFECTS = {
 
 function handleEvent(event) {
   keepScrolled(ui.eventList, () => renderEvent(event));
+  if (shownFromStore(event)) return;
   keepScrolled(ui.transcript, () => EVENT_EFFECTS[event.type]?.(event));
+}
+
+/** Whether the stored transcript already shows what this event would add: a watch socket
+ * opens before the session's detail is read, so its first events may repeat stored turns. */
+function shownFromStore({ utterance_id: utteranceId, turn }) {
+  return state.storedUtterances.has(utteranceId) || state.storedTurns.has(turn);
 }
 
 // --- Voice: the microphone, the level meter and the agent's audio ---------------------------
@@ -290,6 +387,7 @@ const VOICE_STATES = {
   idle: "idle",
   listening: "listening",
   caller: "you are speaking",
+  phoneCaller: "caller speaking",
   agent: "agent speaking",
 };
 
@@ -301,11 +399,12 @@ function newSpeaker() {
 }
 
 function renderVoiceState() {
-  let phase = isLive() ? "listening" : "idle";
+  let phase = isLive() || isWatching() ? "listening" : "idle";
   if (state.callerSpeaking) phase = "caller";
   else if (state.agentSpeaking) phase = "agent";
   ui.voiceState.dataset.state = phase;
-  ui.voiceState.textContent = VOICE_STATES[phase];
+  const label = phase === "caller" && state.watch !== null ? "phoneCaller" : phase;
+  ui.voiceState.textContent = VOICE_STATES[label];
 }
 
 function setSpeaking(who, speaking) {
@@ -361,7 +460,7 @@ function resumeAudio() {
 }
 
 function onPlaybackStarted({ sample_rate: rate }) {
-  voice.speaker.prepare(rate);
+  if (state.watch === null) voice.speaker.prepare(rate); // watchers are sent no audio
   setSpeaking("agentSpeaking", true);
 }
 
@@ -382,19 +481,23 @@ function showPlayed({ samples, ms, buffered }) {
 
 // --- The WebSocket ---------------------------------------------------------------------------
 
+/** A text frame's event, or null (and a notice) if it is not JSON. */
+function parseEvent(data) {
+  try {
+    return JSON.parse(data);
+  } catch {
+    showNotice("The server sent a text frame that is not JSON.");
+    return null;
+  }
+}
+
 function onSocketMessage({ data }) {
   if (data instanceof ArrayBuffer) {
     playAgentAudio(data);
     return;
   }
-  let event;
-  try {
-    event = JSON.parse(data);
-  } catch {
-    showNotice("The server sent a text frame that is not JSON.");
-    return;
-  }
-  handleEvent(event);
+  const event = parseEvent(data);
+  if (event !== null) handleEvent(event);
 }
 
 function onSocketClose({ code, reason }) {
@@ -410,6 +513,7 @@ function onSocketClose({ code, reason }) {
     setStatus("closed", `closed with ${detail}`);
   }
   updateControls();
+  refreshSessions();
 }
 
 function openSocket(url) {
@@ -460,6 +564,7 @@ async function loadAgents() {
 }
 
 function resetSession() {
+  stopWatching();
   clearPartialTimer();
   stopMicrophone();
   voice.speaker.close();
@@ -474,12 +579,24 @@ function resetSession() {
     callerSpeaking: false,
   });
   state.agentBubbles.clear();
+  state.storedUtterances.clear();
+  state.storedTurns.clear();
+  state.view = null;
   ui.eventList.replaceChildren();
   ui.transcript.replaceChildren();
   ui.eventCount.textContent = "0";
   ui.audioFrames.textContent = "0";
   showPlayed({ samples: 0, ms: 0, buffered: 0 });
-  ui.sessionId.textContent = "—";
+  showFacts(null);
+  renderOpenRow();
+}
+
+/** The facts of the session on show: its id, and for a phone call the caller and call ids. */
+function showFacts(session) {
+  const phone = session?.channel === "acs";
+  ui.sessionId.textContent = session?.id ?? "—";
+  ui.callerId.textContent = (phone && session.caller_id) || "—";
+  showLongId(ui.callId, phone ? session.call_connection_id : "");
 }
 
 async function startSession() {
@@ -493,10 +610,12 @@ async function startSession() {
   try {
     const body = JSON.stringify({ agent: ui.agentSelect.value });
     const session = await fetchJson("/api/sessions", { method: "POST", body });
-    ui.sessionId.textContent = session.id;
+    state.view = { id: session.id, own: true, phone: false, caller: "" };
+    showFacts(session);
     state.sampleRate = session.sample_rate;
     voice.speaker.prepare(session.sample_rate);
     openSocket(session.ws_url);
+    refreshSessions();
   } catch (error) {
     setStatus("idle", "idle · the session could not start");
     showNotice(`Could not start a session: ${error.message}`);
@@ -504,6 +623,344 @@ async function startSession() {
     state.starting = false;
     updateControls();
   }
+}
+
+// --- Recent sessions: the list ---------------------------------------------------------------
+
+const SESSION_CELLS = [
+  "started",
+  "channel",
+  "caller",
+  "call",
+  "status",
+  "turns",
+  "barge-ins",
+  "errors",
+];
+
+const isPhone = (session) => session.channel === "acs";
+const callerName = (session) => session.caller_id || "unknown caller";
+const canWatch = (session) => isPhone(session) && session.status === "active";
+
+/** "active · streaming": the session's status, and for a phone call where the call stands. */
+function statusText({ status, call_state: callState }) {
+  return callState ? `${status} · ${callState.replaceAll("_", " ")}` : status;
+}
+
+/** Poll again later, unless the page is hidden (visibilitychange resumes it). */
+function scheduleRefresh() {
+  clearTimeout(sessionList.timer);
+  sessionList.timer = document.hidden ? null : setTimeout(refreshSessions, SESSIONS_POLL_MS);
+}
+
+/** Fetch and show the recent sessions; one request at a time, a request asked for meanwhile
+ * runs right after (it may have been asked for because something just changed). */
+async function refreshSessions() {
+  if (sessionList.loading) {
+    sessionList.again = true;
+    return;
+  }
+  sessionList.loading = true;
+  clearTimeout(sessionList.timer);
+  try {
+    const body = await fetchJson("/api/sessions");
+    if (!Array.isArray(body?.sessions)) throw new Error("the answer holds no session list");
+    renderSessions(body.sessions);
+    showListError(null);
+  } catch (error) {
+    showListError(error);
+  } finally {
+    sessionList.loading = false;
+  }
+  if (sessionList.again) {
+    sessionList.again = false;
+    refreshSessions();
+    return;
+  }
+  scheduleRefresh();
+}
+
+function onVisibilityChange() {
+  if (document.hidden) clearTimeout(sessionList.timer);
+  else refreshSessions();
+}
+
+function showListError(error) {
+  const text = error
+    ? `Could not load the sessions: ${error.message}. Retrying every ${SESSIONS_POLL_MS / 1000} s.`
+    : "";
+  if (ui.sessionsError.textContent !== text) ui.sessionsError.textContent = text; // no re-alert
+  ui.sessionsError.hidden = error === null;
+  if (error && sessionList.rows.size === 0) ui.sessionsMessage.hidden = true;
+}
+
+function renderSessions(sessions) {
+  const listed = new Set();
+  sessions.forEach((session, index) => {
+    listed.add(session.id);
+    sessionList.sessions.set(session.id, session);
+    const row = sessionList.rows.get(session.id) ?? newSessionRow(session.id);
+    fillSessionRow(row, session);
+    const here = ui.sessionList.children[index];
+    if (here !== row) ui.sessionList.insertBefore(row, here ?? null); // a focused row stays put
+  });
+  for (const [id, row] of sessionList.rows) {
+    if (listed.has(id)) continue;
+    row.remove();
+    sessionList.rows.delete(id);
+    sessionList.sessions.delete(id);
+  }
+  ui.sessionCount.textContent = String(sessions.length);
+  ui.sessionsTable.hidden = sessions.length === 0;
+  ui.sessionsMessage.hidden = sessions.length > 0;
+  ui.sessionsMessage.textContent = "No sessions yet: start one above, or call the agent's number.";
+  const now = new Date().toLocaleTimeString([], { hour12: false });
+  ui.sessionsUpdated.textContent = `updated ${now}`;
+  renderOpenRow();
+  renderOpenButtons();
+  const watched = state.watch && sessionList.sessions.get(state.watch.sessionId);
+  if (watched && watched.status !== "active") {
+    awaitEndEvent(state.watch, watched.end_reason || watched.status);
+  }
+}
+
+function newSessionRow(id) {
+  const cells = SESSION_CELLS.map((name) =>
+    el("td", { class: `session-row__${name}`, dataset: { cell: name } }),
+  );
+  const attributes = { type: "button", class: "session-open", dataset: { testid: "session-open" } };
+  const button = el("button", attributes);
+  button.addEventListener("click", () => openSession(id));
+  const row = el(
+    "tr",
+    { class: "session-row", dataset: { testid: "session-row", id } },
+    ...cells,
+    el("td", { class: "session-row__open" }, button),
+  );
+  sessionList.rows.set(id, row);
+  return row;
+}
+
+function fillSessionRow(row, session) {
+  const phone = isPhone(session);
+  const cell = (name) => row.querySelector(`[data-cell="${name}"]`);
+  Object.assign(row.dataset, {
+    channel: session.channel,
+    status: session.status,
+    callState: session.call_state,
+  });
+  cell("started").replaceChildren(
+    el("time", { datetime: session.created_at }, formatStarted(session.created_at)),
+  );
+  cell("channel").textContent = phone ? "Phone" : "Web";
+  cell("caller").textContent = (phone && session.caller_id) || "—";
+  showLongId(cell("call"), phone ? session.call_connection_id : "");
+  cell("status").textContent = statusText(session);
+  cell("status").title = session.end_reason ? `end reason: ${session.end_reason}` : "";
+  cell("turns").textContent = String(session.turn_count);
+  cell("barge-ins").textContent = String(session.barge_in_count);
+  cell("errors").textContent = String(session.error_count);
+  cell("errors").classList.toggle("has-errors", session.error_count > 0);
+  const button = row.querySelector(".session-open");
+  const verb = canWatch(session) ? "Watch" : "Show";
+  const what = phone ? `phone call from ${callerName(session)}` : "web session";
+  const started = formatStarted(session.created_at);
+  button.textContent = verb;
+  button.setAttribute("aria-label", `${verb} ${what}, started ${started}`);
+}
+
+/** Mark the row of the session the panels show. */
+function renderOpenRow() {
+  for (const [id, row] of sessionList.rows) {
+    if (id === state.view?.id) row.setAttribute("aria-current", "true");
+    else row.removeAttribute("aria-current");
+  }
+}
+
+/** Opening another session would replace this page's own while it runs: not until it ends. */
+function renderOpenButtons() {
+  const busy = ownSessionBusy();
+  for (const button of ui.sessionList.querySelectorAll(".session-open")) {
+    button.disabled = busy;
+    button.title = busy ? "End your own session first: showing another would replace it" : "";
+  }
+}
+
+// --- Recent sessions: showing one, and following a phone call -----------------------------------
+
+/** Show a listed session in the transcript and event panels: an active phone call live, any
+ * other session as stored. */
+async function openSession(id) {
+  const summary = sessionList.sessions.get(id);
+  if (summary === undefined || ownSessionBusy()) return;
+  hideNotice();
+  resetSession();
+  state.view = { id, own: false, phone: isPhone(summary), caller: summary.caller_id };
+  showFacts(summary);
+  renderOpenRow();
+  if (canWatch(summary)) startWatching(summary);
+  else await showStoredSession(summary);
+  updateControls();
+}
+
+async function loadDetail(id) {
+  try {
+    return await fetchJson(`/api/sessions/${id}`);
+  } catch (error) {
+    showNotice(`Could not load session ${shortId(id)}: ${error.message}`);
+    return null;
+  }
+}
+
+function describeSession(session) {
+  const what = isPhone(session) ? `phone call · ${callerName(session)}` : "web session";
+  return `${what} · ${statusText(session)}`;
+}
+
+async function showStoredSession(summary) {
+  const view = state.view;
+  setStatus("connecting", `loading the ${describeSession(summary)}…`);
+  const detail = await loadDetail(summary.id);
+  if (state.view !== view) return; // another session was opened meanwhile
+  if (detail === null) {
+    setStatus("idle", "idle · the session could not be shown");
+    return;
+  }
+  showFacts(detail);
+  showStored(detail);
+  if (detail.utterances.length === 0) addNote("Nothing was said in this session.");
+  setStatus("showing", `showing ${describeSession(detail)}`);
+}
+
+/** The stored transcript, oldest first. `buffered`: live events that arrived while the detail
+ * loaded; the turns among them that the store already holds add only their event-list line. */
+function showStored(detail, buffered = []) {
+  keepScrolled(ui.transcript, () => detail.utterances.forEach(showStoredUtterance));
+  for (const event of buffered) {
+    const storedReply = event.type === "agent_response" && event.final;
+    if (storedReply && state.storedUtterances.has(event.utterance_id)) {
+      state.storedTurns.add(event.turn);
+    }
+  }
+}
+
+function showStoredUtterance({ id, role, text, final, interrupted, heard_text: heard }) {
+  const bubble = addMessage(role, text);
+  bubble.dataset.utteranceId = id;
+  if (!final) bubble.classList.add("message--partial");
+  if (role === "agent") {
+    bubble.dataset.state = "final";
+    if (interrupted) showInterruption(bubble, heard, "Interrupted");
+  }
+  state.storedUtterances.add(id);
+}
+
+function watchUrl(sessionId) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${location.host}/ws/sessions/${sessionId}/watch/`;
+}
+
+/** Follow a live phone call. Its events reach the socket from the moment it opens, so the
+ * stored transcript is read only then: what came before is stored, nothing falls between. */
+function startWatching(summary) {
+  const socket = new WebSocket(watchUrl(summary.id));
+  const watch = { socket, sessionId: summary.id, loaded: false, buffer: [], endTimer: null };
+  state.watch = watch;
+  setStatus("connecting", `connecting to the ${describeSession(summary)}…`);
+  socket.addEventListener("open", () => loadWatched(watch));
+  socket.addEventListener("message", (message) => onWatchMessage(watch, message));
+  socket.addEventListener("close", (close) => onWatchClose(watch, close));
+}
+
+async function loadWatched(watch) {
+  const detail = await loadDetail(watch.sessionId);
+  if (state.watch !== watch) return; // stopped, or another session opened meanwhile
+  if (detail === null) {
+    stopWatching();
+    setStatus("closed", "stopped watching: the call's stored transcript could not be read");
+    updateControls();
+    return;
+  }
+  showFacts(detail);
+  showStored(detail, watch.buffer);
+  watch.loaded = true;
+  showWatching();
+  for (const event of watch.buffer.splice(0)) handleEvent(event);
+  if (detail.status !== "active") awaitEndEvent(watch, detail.end_reason || detail.status);
+  updateControls();
+}
+
+function showWatching() {
+  setStatus("watching", `watching phone call · ${state.view?.caller || "unknown caller"}`);
+  updateControls();
+}
+
+function onWatchMessage(watch, { data }) {
+  if (state.watch !== watch) return;
+  const event = parseEvent(data);
+  if (event === null) return;
+  if (watch.loaded) handleEvent(event);
+  else watch.buffer.push(event);
+}
+
+function onWatchClose(watch, { code, reason }) {
+  if (state.watch !== watch) return; // this page closed it, and has said why
+  state.watch = null;
+  clearTimeout(watch.endTimer);
+  Object.assign(state, { agentSpeaking: false, callerSpeaking: false });
+  const detail = reason ? `code ${code}, ${reason}` : `code ${code}`;
+  setStatus("closed", `stopped watching: the socket closed (${detail})`);
+  if (!watch.loaded) showNotice("Could not follow the call live. Show it to read what was stored.");
+  updateControls();
+  refreshSessions();
+}
+
+/** Close the watch socket, if one is open; the caller says why in the status. */
+function stopWatching() {
+  const watch = state.watch;
+  if (watch === null) return;
+  state.watch = null;
+  clearTimeout(watch.endTimer);
+  const { socket } = watch;
+  // Closed while connecting, Chromium logs an error: let it open first.
+  if (socket.readyState === WebSocket.CONNECTING) socket.onopen = () => socket.close(1000);
+  else socket.close(1000);
+  Object.assign(state, { agentSpeaking: false, callerSpeaking: false });
+}
+
+/** Interrupt or end the watched call through the REST API: the watch socket only listens. */
+async function controlWatchedCall(action) {
+  const watch = state.watch;
+  try {
+    const session = await fetchJson(`/api/sessions/${watch.sessionId}/${action}`, {
+      method: "POST",
+    });
+    hideNotice();
+    if (action === "end") awaitEndEvent(watch, session.end_reason);
+  } catch (error) {
+    showNotice(`Could not ${action} the call: ${error.message}`);
+  }
+  if (action === "end") refreshSessions();
+}
+
+/** The watched call has ended (the REST API or the list says so). Its media socket tells
+ * watchers too, a moment later; when there is none (ACS never connected the media, or the
+ * caller hung up first) nothing will, so after a grace period the page says so itself. */
+function awaitEndEvent(watch, reason) {
+  if (state.watch !== watch || watch.endTimer !== null) return;
+  watch.endTimer = setTimeout(() => {
+    if (state.watch === watch && state.endReason === null) onSessionEnded({ reason });
+  }, END_GRACE_MS);
+}
+
+function onInterruptClick() {
+  if (isWatching()) controlWatchedCall("interrupt");
+  else send({ type: "interrupt" });
+}
+
+function onEndClick() {
+  if (isWatching()) controlWatchedCall("end");
+  else send({ type: "end" });
 }
 
 // --- The composer ----------------------------------------------------------------------------
@@ -532,14 +989,16 @@ function onComposerInput() {
 function bindControls() {
   ui.startButton.addEventListener("click", startSession);
   ui.micButton.addEventListener("click", toggleMicrophone);
-  ui.interruptButton.addEventListener("click", () => send({ type: "interrupt" }));
-  ui.endButton.addEventListener("click", () => send({ type: "end" }));
+  ui.interruptButton.addEventListener("click", onInterruptClick);
+  ui.endButton.addEventListener("click", onEndClick);
   ui.agentSelect.addEventListener("change", updateControls);
   ui.composer.addEventListener("submit", onComposerSubmit);
   ui.textInput.addEventListener("input", onComposerInput);
   for (const gesture of ["click", "keydown"]) document.addEventListener(gesture, resumeAudio);
+  document.addEventListener("visibilitychange", onVisibilityChange);
 }
 
 bindControls();
 setStatus("idle", "idle · choose an agent and start a session");
 loadAgents();
+refreshSessions();
