@@ -328,16 +328,32 @@ class AcsMediaConsumer(LiveSessionConsumer):
 
 
 class WatchConsumer(AsyncWebsocketConsumer):
-    """Follows a session's events without taking part (the dashboard, for phone sessions)."""
+    """Follows a session's events without taking part (the dashboard, for phone sessions).
+
+    Closes with 4404 for no such session, 4409 for one that has ended, and after relaying
+    `session_ended`: nothing follows it.
+    """
+
+    group: str | None = None
 
     async def connect(self) -> None:
-        self.group = watch_group_name(self.scope["url_route"]["kwargs"]["session_id"])
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
         await self.accept()
+        status = (
+            await Session.objects.filter(pk=session_id).values_list("status", flat=True).afirst()
+        )
+        if status != Session.Status.ACTIVE:
+            await self.close(code=CLOSE_NOT_FOUND if status is None else CLOSE_ENDED)
+            return
+        self.group = watch_group_name(session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def session_event(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message["event"]))
+        if message["event"]["type"] == "session_ended":
+            await self.close()
 
     async def disconnect(self, code: int) -> None:
-        with contextlib.suppress(*LAYER_OUTAGES):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.group is not None:
+            with contextlib.suppress(*LAYER_OUTAGES):
+                await self.channel_layer.group_discard(self.group, self.channel_name)

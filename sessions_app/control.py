@@ -14,6 +14,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+from sessions_app.acs.calls import hang_up_session
 from sessions_app.models import group_name, watch_group_name
 from sessions_app.store import end_session
 
@@ -43,12 +44,15 @@ async def interrupt_session(session_id: uuid.UUID, source: str = "operator") -> 
 
 
 async def end_live_session(session_id: uuid.UUID, reason: str) -> bool:
-    """Tell the session's consumer, if one is connected, to end it; mark it ended.
+    """Tell the session's consumer, if one is connected, to end it; mark it ended; hang up
+    its phone call, if it has one.
 
     The message goes first: if the layer is down this raises before anything changed.
     """
     await ask_to_end(session_id, reason)
-    return await end_session(session_id, reason)
+    ended = await end_session(session_id, reason)
+    await hang_up_session(session_id)  # a phone call, even one whose media never connected
+    return ended
 
 
 async def ask_to_end(session_id: uuid.UUID, reason: str) -> None:

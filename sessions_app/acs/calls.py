@@ -37,6 +37,7 @@ from agents_app.errors import (
     ProviderUnavailable,
 )
 from agents_app.retry import call_with_retry
+from sessions_app.acs.config import missing_settings
 from sessions_app.models import Session
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,22 @@ async def answer_call(incoming_call_context: str, session_id: uuid.UUID) -> str:
 
 
 async def hang_up_session(session_id: uuid.UUID, call_connection_id: str = "") -> None:
-    """End a session's call for everyone, so a caller is never left in silence: after the
-    session ended from our side, or when its media could not stream. Failures are logged."""
+    """End a phone session's call for everyone, so a caller is never left in silence: after
+    the session ended from our side, or when its media could not stream. Failures are logged.
+
+    Once per call: the consumer, the REST API and the callbacks may each get here, and only
+    the one that marks the call disconnected hangs it up. A web session has no call.
+    """
+    if missing_settings():
+        return
+    over = [Session.CallState.DISCONNECTED, Session.CallState.ANSWER_FAILED]
+    claimed = await (
+        Session.objects.filter(pk=session_id, channel=Session.Channel.ACS)
+        .exclude(call_state__in=over)
+        .aupdate(call_state=Session.CallState.DISCONNECTED)
+    )
+    if not claimed:
+        return
     if not call_connection_id:
         call_connection_id = await Session.objects.values_list(
             "call_connection_id", flat=True

@@ -266,7 +266,8 @@ async def test_media_streaming_failed_fails_the_session_and_hangs_up(
     assert session.status == Session.Status.FAILED
     assert session.end_reason == "media_streaming_failed"
     assert session.ended_at is not None
-    assert session.call_state == Session.CallState.MEDIA_FAILED
+    # Hung up by us: the call is over; its failure stays in the status, reason and events.
+    assert session.call_state == Session.CallState.DISCONNECTED
     (hang_up,) = fake_acs.requests_to(":terminate", method="POST")
     assert hang_up.path == f"/calling/callConnections/{phone_session.call_connection_id}:terminate"
     assert hang_up.headers["Authorization"].startswith("HMAC-SHA256 ")
@@ -488,7 +489,7 @@ async def test_the_session_detail_of_a_phone_session_lists_its_call_events(
     assert detail["channel"] == "acs"
     assert detail["status"] == "failed"
     assert detail["end_reason"] == "media_streaming_failed"
-    assert detail["call_state"] == "media_failed"
+    assert detail["call_state"] == "disconnected"  # hung up after the failure
     assert detail["caller_id"] == phone_session.caller_id
     assert detail["call_connection_id"] == phone_session.call_connection_id
     assert detail["correlation_id"] == phone_session.correlation_id

@@ -371,6 +371,41 @@ async def test_operator_end_hangs_up_the_call(call, fake_acs):
     assert media.session.call_connection_id in hang_up.path
     ended = (await media.watcher.receive_until("session_ended"))[-1]
     assert ended["reason"] == "operator_ended"
+    closed = await media.watcher.communicator.receive_output(timeout=3)
+    assert closed["type"] == "websocket.close", "the watch socket closes after session_ended"
+    # The REST API and the consumer both hang up phone calls; the call is hung up once.
+    assert len(fake_acs.requests_to(":terminate")) == 1
+    session = await Session.objects.aget(pk=media.session.id)
+    assert session.call_state == Session.CallState.DISCONNECTED
+
+
+async def test_operator_end_hangs_up_a_call_whose_media_never_connected(
+    acs_settings, configured_layer, fake_acs
+):
+    from tests.conftest import make_session
+
+    phone = await make_phone_session()
+    web = await make_session()
+    for session in (phone, web):
+        response = await AsyncClient().post(f"/api/sessions/{session.id}/end")
+        assert response.status_code == 200
+    (hang_up,) = fake_acs.requests_to(":terminate")
+    assert phone.call_connection_id in hang_up.path
+    stored = await Session.objects.aget(pk=phone.id)
+    assert (stored.status, stored.call_state) == (Session.Status.ENDED, "disconnected")
+
+
+@pytest.mark.parametrize(("ended", "code"), [(None, 4404), (True, 4409)])
+async def test_watching_needs_a_live_session(configured_layer, ended, code):
+    import uuid
+
+    session_id = uuid.uuid4()
+    if ended:
+        session_id = (await make_phone_session(status=Session.Status.ENDED)).id
+    watcher = Watcher(session_id)
+    await watcher.connect()
+    closed = await watcher.communicator.receive_output(timeout=3)
+    assert (closed["type"], closed["code"]) == ("websocket.close", code)
 
 
 async def test_operator_interrupt_sends_stop_audio(call, settings, gated_agent):
