@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from sessions_app import events, shutdown
-from sessions_app.acs.calls import AUDIO_FORMATS, HUNG_UP_ALREADY, hang_up_session
+from sessions_app.acs.calls import AUDIO_FORMATS, hang_up_session
 from sessions_app.acs.config import missing_settings, not_configured_message
 from sessions_app.acs.media import (
     STOP_AUDIO_FRAME,
@@ -320,9 +320,9 @@ class AcsMediaConsumer(LiveSessionConsumer):
         }
 
     async def end_session(self, reason: str, close_code: int = 1000) -> bool:
-        """Ending a phone session hangs up the call, unless the caller already did."""
+        """Ending a phone session hangs up the call (a no-op if it is already over)."""
         ended = await super().end_session(reason, close_code)
-        if ended and reason not in HUNG_UP_ALREADY:
+        if ended:
             await hang_up_session(self.session_id)
         return ended
 

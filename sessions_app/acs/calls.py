@@ -47,10 +47,9 @@ ROLE = "telephony"
 TIMEOUT_S = 10.0
 HANG_UP_DEADLINE_S = 5.0
 
-# End reasons of a session whose call ACS itself ended, or this server already hung up.
+# End reasons of a session whose call ACS reported over, or unable to stream.
 CALL_DISCONNECTED = "call_disconnected"
 MEDIA_STREAMING_FAILED = "media_streaming_failed"
-HUNG_UP_ALREADY = frozenset({CALL_DISCONNECTED, MEDIA_STREAMING_FAILED})
 
 # ACS_AUDIO_FORMAT → (the SDK's format, the sample rate the session runs at)
 AUDIO_FORMATS = {
