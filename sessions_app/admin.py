@@ -11,7 +11,15 @@ class UtteranceInline(RecordInline):
     """The transcript, read-only."""
 
     model = Utterance
-    fields = ["seq", "role", "text", "interrupted", "heard_text", "confidence", "created_at"]
+    fields = [
+        "seq",
+        "role",
+        "text",
+        "interrupted_by",
+        "heard_text",
+        "confidence",
+        "created_at",
+    ]
 
 
 class CallEventInline(RecordInline):
@@ -77,7 +85,7 @@ class SessionAdmin(admin.ModelAdmin):
 
 @admin.register(Utterance)
 class UtteranceAdmin(admin.ModelAdmin):
-    list_display = ["session", "seq", "role", "text", "interrupted", "created_at"]
-    list_filter = ["role", "interrupted", "final"]
+    list_display = ["session", "seq", "role", "text", "interrupted_by", "created_at"]
+    list_filter = ["role", "interrupted", "interrupted_by", "final"]
     search_fields = ["text", "session__id"]
     readonly_fields = [field.name for field in Utterance._meta.fields]

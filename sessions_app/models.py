@@ -90,6 +90,12 @@ class Utterance(models.Model):
     final = models.BooleanField(default=True)
     interrupted = models.BooleanField(default=False)
     heard_text = models.TextField(blank=True, help_text="What the caller actually heard.")
+    interrupted_by = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="What cut the reply: speech, text, dtmf, interrupt, operator (a barge-in), "
+        "error (the agent failed) or session_end.",
+    )
     start_ms = models.PositiveIntegerField(null=True, blank=True)
     end_ms = models.PositiveIntegerField(null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)

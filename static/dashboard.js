@@ -844,13 +844,16 @@ function showStored(detail, buffered = []) {
   }
 }
 
-function showStoredUtterance({ id, role, text, final, interrupted, heard_text: heard }) {
+function showStoredUtterance(utterance) {
+  const { id, role, text, final, interrupted, heard_text: heard, interrupted_by: cutBy } =
+    utterance;
   const bubble = addMessage(role, text);
   bubble.dataset.utteranceId = id;
   if (!final) bubble.classList.add("message--partial");
   if (role === "agent") {
     bubble.dataset.state = "final";
-    if (interrupted) showInterruption(bubble, heard, "Interrupted");
+    const label = cutBy ? `Interrupted (${cutBy})` : "Interrupted";
+    if (interrupted) showInterruption(bubble, heard, label);
   }
   state.storedUtterances.add(id);
 }

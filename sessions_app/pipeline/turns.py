@@ -311,7 +311,7 @@ class Conversation:
     async def _turn_failed(self, turn: AgentTurn, exc: Exception) -> None:
         turn.finishing = True
         _, heard = turn.stop()
-        await self._keep_what_was_heard(turn, heard)
+        await self._keep_what_was_heard(turn, heard, "error")
         if isinstance(exc, ProviderError):
             await self.report(events.error_for(exc))
         else:
@@ -329,7 +329,7 @@ class Conversation:
         await self._send(
             events.barge_in(turn=turn.number, played_ms=played_ms, heard_text=heard, source=source)
         )
-        await self._keep_what_was_heard(turn, heard)
+        await self._keep_what_was_heard(turn, heard, source)
         await self.store.count("barge_in_count")
         return True
 
@@ -345,7 +345,7 @@ class Conversation:
             return None  # it completed after all, and stored itself: nothing was cut
         return turn, played_ms, heard
 
-    async def _keep_what_was_heard(self, turn: AgentTurn, heard: str) -> None:
+    async def _keep_what_was_heard(self, turn: AgentTurn, heard: str, cut_by: str) -> None:
         """A reply cut short: store it as interrupted; the context keeps only what was heard."""
         if not turn.generated_text:
             return
@@ -355,6 +355,7 @@ class Conversation:
             id=turn.utterance_id,
             interrupted=True,
             heard_text=heard,
+            interrupted_by=cut_by,
         )
         self.context.add_agent(heard)
 
@@ -382,7 +383,7 @@ class Conversation:
         stopped = await self._stop_turn()
         if stopped is not None:
             turn, _, heard = stopped
-            await self._keep_what_was_heard(turn, heard)
+            await self._keep_what_was_heard(turn, heard, "session_end")
         if self._recognition is not None:
             unfinished = await self._recognition.close()
             if unfinished is not None:

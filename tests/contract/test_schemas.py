@@ -80,6 +80,7 @@ UTTERANCE = {
     "final": True,
     "interrupted": False,
     "heard_text": "",
+    "interrupted_by": "",
     "start_ms": 120,
     "end_ms": 1840,
     "confidence": 0.92,
@@ -173,7 +174,18 @@ ENDED_SESSION = changed(
     ended_at="2025-06-01T12:40:00+00:00",
     end_reason="operator_ended",
     turn_count=1,
-    utterances=[UTTERANCE, changed(UTTERANCE, role="agent", seq=2, confidence=None)],
+    utterances=[
+        UTTERANCE,
+        changed(
+            UTTERANCE,
+            role="agent",
+            seq=2,
+            confidence=None,
+            interrupted=True,
+            heard_text="Order",
+            interrupted_by="dtmf",
+        ),
+    ],
     tasks=[TASK],
 )
 
@@ -449,6 +461,12 @@ BAD = [
     ),
     pytest.param(
         "session", changed(PHONE_SESSION, call_state="ringing"), "enum", id="session-call-state"
+    ),
+    pytest.param(
+        "utterance", changed(UTTERANCE, interrupted_by="cough"), "enum", id="utterance-cut-by"
+    ),
+    pytest.param(
+        "utterance", changed(UTTERANCE, interrupted_by=DROP), "required", id="utterance-no-cut-by"
     ),
     pytest.param(
         "session", changed(PHONE_SESSION, caller_id=DROP), "required", id="session-no-caller-id"

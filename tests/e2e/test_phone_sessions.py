@@ -385,6 +385,7 @@ def test_a_phone_call_is_listed_watched_interrupted_and_ended(
     expect(texts(page, "agent-bubble").first).to_contain_text("Your balance is")
     expect(page.get_by_test_id("agent-bubble").last).to_have_attribute("data-state", "interrupted")
     expect(page.get_by_test_id("interrupted-note")).to_have_count(1)
+    expect(page.get_by_test_id("interrupted-note")).to_contain_text("Interrupted (operator)")
     expect(page.get_by_test_id("event-item")).to_have_count(0)
     expect(page.get_by_test_id("caller-id")).to_have_text(CALLER)
 

@@ -66,6 +66,7 @@ async def assert_cut(client, barge_in: dict, source: str) -> None:
     assert await client.communicator.receive_nothing(timeout=0.3), "audio after barge_in"
     agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")
     assert (agent.interrupted, agent.heard_text) == (True, barge_in["heard_text"])
+    assert agent.interrupted_by == source
     assert agent.text == REPLY
 
 

@@ -250,6 +250,8 @@ async def test_a_key_press_stops_the_agent_speaking(call, settings, gated_agent)
     assert await media.communicator.receive_nothing(timeout=0.3), "AudioData after StopAudio"
     barge_in = (await media.watcher.receive_until("barge_in"))[-1]
     assert barge_in["source"] == "dtmf"
+    agent = await Utterance.objects.aget(session_id=media.session.id, role="agent")
+    assert (agent.interrupted, agent.interrupted_by) == (True, "dtmf")
 
 
 # --- ACS transcription -----------------------------------------------------------------------
