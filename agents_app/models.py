@@ -38,6 +38,9 @@ class Agent(models.Model):
         null=True, blank=True, help_text="Turns kept in context; blank: CONTEXT_TURN_BUDGET."
     )
     tools = models.JSONField(default=list, blank=True, help_text="Names of enabled tools.")
+    greeting = models.TextField(
+        blank=True, help_text="Said first when a phone call connects; blank: wait for the caller."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AgentManager()

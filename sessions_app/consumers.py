@@ -237,6 +237,7 @@ class AcsMediaConsumer(LiveSessionConsumer):
         self.silent_frame = bytes(conversation.session.sample_rate * 2 // 50)  # 20 ms
         logger.info("session %s: ACS media connected", self.session_id)
         await self.go_live(conversation)
+        await conversation.greet()
 
     def _header(self, name: bytes) -> str | None:
         for key, value in self.scope.get("headers", []):

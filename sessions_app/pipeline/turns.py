@@ -221,10 +221,26 @@ class Conversation:
                     turn_budget=self.context.turn_budget,
                 )
             )
-        self._turns_started += 1
-        turn = AgentTurn(self._turns_started, self._send, self._playback_for(self._turns_started))
-        turn.task = asyncio.create_task(self._run_agent_turn(turn, utterance))
-        self._turn = turn
+        self._start_turn(
+            lambda turn: self.runtime.run_turn(
+                session_id=self.session.id,
+                utterance_id=utterance.id,
+                messages=self.context.messages(),
+                listener=turn,
+            )
+        )
+
+    async def greet(self) -> None:
+        """Say the agent's greeting as its first turn (a phone call has just connected). It is
+        a reply like any other: spoken, stored, kept in context, and interruptible."""
+        greeting = self.session.agent.greeting.strip()
+        if greeting and self._turns_started == 0:
+            self._start_turn(lambda turn: self._say(turn, greeting))
+
+    @staticmethod
+    async def _say(turn: AgentTurn, text: str) -> str:
+        await turn.on_delta(text)
+        return text
 
     async def hear_dtmf(self, tone: str) -> None:
         """A phone caller pressed a key: the agent stops talking; entries go to the agent."""
@@ -272,29 +288,33 @@ class Conversation:
             lead_ms=settings.PLAYBACK_LEAD_MS,
         )
 
-    async def _run_agent_turn(self, turn: AgentTurn, utterance: Utterance) -> None:
+    def _start_turn(self, reply: Callable[[AgentTurn], Awaitable[str]]) -> None:
+        """Start the agent's next turn in a task of its own; `reply` streams it to the turn."""
+        self._turns_started += 1
+        turn = AgentTurn(self._turns_started, self._send, self._playback_for(self._turns_started))
+        turn.task = asyncio.create_task(self._run_agent_turn(turn, reply))
+        self._turn = turn
+
+    async def _run_agent_turn(
+        self, turn: AgentTurn, reply: Callable[[AgentTurn], Awaitable[str]]
+    ) -> None:
         try:
-            full_text = await self.runtime.run_turn(
-                session_id=self.session.id,
-                utterance_id=utterance.id,
-                messages=self.context.messages(),
-                listener=turn,
-            )
+            full_text = await reply(turn)
             await turn.flush()
         except Exception as exc:
             await self._turn_failed(turn, exc)
             return
-        reply = redact_digits(full_text)
+        text = redact_digits(full_text)
         final = events.agent_response_final(
-            turn=turn.number, text=reply, utterance_id=turn.utterance_id
+            turn=turn.number, text=text, utterance_id=turn.utterance_id
         )
         if turn.playback is None:
-            await self._complete_turn(turn, reply)
+            await self._complete_turn(turn, text)
             await self._send(final)
             return
         await self._send(final)
         played_ms = await turn.playback.wait_played()
-        await self._complete_turn(turn, reply)
+        await self._complete_turn(turn, text)
         await self._send(events.playback_completed(turn=turn.number, played_ms=played_ms))
 
     async def _complete_turn(self, turn: AgentTurn, reply: str) -> None:

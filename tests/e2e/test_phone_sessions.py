@@ -329,30 +329,38 @@ def test_a_phone_call_is_listed_watched_interrupted_and_ended(
 
     media_url = f"{phone_server_url}/ws/acs/{session_id}/"
     with MediaLeg(media_url, token) as media:
-        # ACS connects the media; the caller presses 2 # for their balance.
+        # ACS connects the media; the agent greets the caller, who knows the menu and presses
+        # 2 # for their balance over the greeting.
         media.send(AUDIO_METADATA)
         expect(events_of(page, "session_started")).to_have_count(1)
+        expect(texts(page, "agent-bubble").first).to_contain_text("Hello! Press 1")
+        expect(events_of(page, "playback_started")).to_have_count(1)
         for tone in "2#":
             media.send(dtmf(tone))
+        expect(events_of(page, "barge_in")).to_have_count(1)
+        assert payload(events_of(page, "barge_in"))["source"] == "dtmf"
+        expect(page.get_by_test_id("agent-bubble").first).to_have_attribute(
+            "data-state", "interrupted"
+        )
         expect(texts(page, "user-bubble")).to_have_text(["2"])
         expect(page.get_by_test_id("keypad-chip")).to_have_text("keypad 2")
         expect(events_of(page, "dtmf")).to_have_count(1)
         assert payload(events_of(page, "dtmf"))["digits"] == "2"
-        expect(texts(page, "agent-bubble").first).to_contain_text("Your balance is")
+        expect(texts(page, "agent-bubble").nth(1)).to_contain_text("Your balance is")
         expect(events_of(page, "playback_completed")).to_have_count(1, timeout=15_000)
 
-        # The caller says hello: the greeting takes about seven seconds to speak. The
+        # The caller says hello: the rules agent's answer takes seconds to speak. The
         # operator interrupts it once it plays.
         media.send(transcription("hello"))
         expect(texts(page, "user-bubble")).to_have_text(["2", "hello"])
-        expect(events_of(page, "playback_started")).to_have_count(2)
+        expect(events_of(page, "playback_started")).to_have_count(3)
         assert click_for_response(page, "interrupt-button", "/interrupt") == 202
         barge_in = events_of(page, "barge_in")
-        expect(barge_in).to_have_count(1)
-        assert payload(barge_in)["source"] == "operator"
-        greeting = page.get_by_test_id("agent-bubble").last
-        expect(greeting).to_have_attribute("data-state", "interrupted")
-        expect(greeting.get_by_test_id("interrupted-note")).to_contain_text("(operator)")
+        expect(barge_in).to_have_count(2)
+        assert payload(barge_in.last)["source"] == "operator"
+        reply = page.get_by_test_id("agent-bubble").last
+        expect(reply).to_have_attribute("data-state", "interrupted")
+        expect(reply.get_by_test_id("interrupted-note")).to_contain_text("(operator)")
         assert media.stop_audio.wait(10), "ACS was not told to drop the queued audio"
 
         # The operator ends the call: the server hangs up through ACS.
@@ -373,19 +381,21 @@ def test_a_phone_call_is_listed_watched_interrupted_and_ended(
 
     expect(row).to_have_attribute("data-status", "ended", timeout=LISTED_TIMEOUT_MS)
     expect(cell(row, "status")).to_contain_text("ended")
-    expect(cell(row, "barge-ins")).to_have_text("1")
+    expect(cell(row, "barge-ins")).to_have_text("2")
     expect(open_button).to_have_text("Show")
     page.screenshot(path=SCREENSHOT, full_page=True)
 
-    # Shown again, from the store: both turns, the interrupted one with what was heard.
+    # Shown again, from the store: every turn, the interrupted ones with what cut them.
     open_button.click()
     expect(status).to_have_attribute("data-state", "showing")
     expect(status).to_contain_text(CALLER)
     expect(texts(page, "user-bubble")).to_have_text(["2", "hello"])
-    expect(texts(page, "agent-bubble").first).to_contain_text("Your balance is")
+    expect(texts(page, "agent-bubble").nth(1)).to_contain_text("Your balance is")
     expect(page.get_by_test_id("agent-bubble").last).to_have_attribute("data-state", "interrupted")
-    expect(page.get_by_test_id("interrupted-note")).to_have_count(1)
-    expect(page.get_by_test_id("interrupted-note")).to_contain_text("Interrupted (operator)")
+    notes = page.get_by_test_id("interrupted-note")
+    expect(notes).to_have_count(2)
+    expect(notes.first).to_contain_text("Interrupted (dtmf)")
+    expect(notes.last).to_contain_text("Interrupted (operator)")
     expect(page.get_by_test_id("event-item")).to_have_count(0)
     expect(page.get_by_test_id("caller-id")).to_have_text(CALLER)
 

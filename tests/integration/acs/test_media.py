@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.test import AsyncClient
 
+from agents_app.models import Agent
 from sessions_app.models import Session, Utterance
 from tests.integration.acs.conftest import (
     AUDIENCE,
@@ -34,7 +35,11 @@ async def call(acs_settings, acs_token, configured_layer):
     """Connect a media client (and a watcher first) to a new phone session."""
     opened: list[Any] = []
 
-    async def open_call(agent: str = "echo", sample_rate: int = 16000, **fields: Any):
+    async def open_call(
+        agent: str = "echo", sample_rate: int = 16000, greet: bool = False, **fields: Any
+    ):
+        if not greet:  # most tests start with the caller; test_the_agent_greets_the_caller not
+            await Agent.objects.filter(name=agent).aupdate(greeting="")
         session = await make_phone_session(agent, sample_rate=sample_rate, **fields)
         watcher = Watcher(session.id)
         await watcher.connect()
@@ -189,6 +194,23 @@ async def test_silent_audio_frames_without_data_keep_the_call_going(call, settin
     events = await media.watcher.receive_until("transcript_final", timeout=20)
     started = next(e for e in events if e["type"] == "speech_started")
     assert started["offset_ms"] >= 900, "silent frames count as 20 ms of time each"
+
+
+async def test_the_agent_greets_the_caller_and_the_greeting_can_be_cut(call, settings):
+    settings.TTS_ENGINE = "silent"
+    media = await call("rules", greet=True)
+
+    await audio_frames(media, 5)  # the greeting is spoken before the caller says anything
+    events = await media.watcher.receive_until("playback_started")
+    said = [e for e in events if e["type"] == "agent_response"]
+    assert said[0]["turn"] == 1 and said[0]["delta"].startswith("Hello! Press 1")
+
+    await media.send_dtmf("2")  # callers who know the menu need not wait for it
+    await until_stop_audio(media)
+    barge_in = (await media.watcher.receive_until("barge_in"))[-1]
+    assert (barge_in["turn"], barge_in["source"]) == (1, "dtmf")
+    stored = await Utterance.objects.aget(session_id=media.session.id, role="agent")
+    assert stored.text.startswith("Hello! Press 1") and stored.interrupted_by == "dtmf"
 
 
 # --- keypad --------------------------------------------------------------------------------

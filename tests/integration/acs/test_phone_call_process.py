@@ -117,12 +117,19 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
                         },
                     }
                 )
-                for tone in "2#":
-                    await media.send_json({"kind": "DtmfData", "dtmfData": {"data": tone}})
-                for _ in range(10):
+                # The agent greets the caller first, who knows the menu and cuts it short.
+                for _ in range(5):
                     frame = await next_frame(media)
                     assert frame["Kind"] == "AudioData"
                     assert len(base64.b64decode(frame["AudioData"]["Data"])) == 640
+                for tone in "2#":
+                    await media.send_json({"kind": "DtmfData", "dtmfData": {"data": tone}})
+                while (frame := await next_frame(media))["Kind"] == "AudioData":
+                    pass
+                assert frame["Kind"] == "StopAudio"
+                for _ in range(10):
+                    frame = await next_frame(media)
+                    assert frame["Kind"] == "AudioData"
 
                 await media.send_json({"kind": "DtmfData", "dtmfData": {"data": "9"}})
                 while (frame := await next_frame(media))["Kind"] == "AudioData":
@@ -148,11 +155,12 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
     assert stored["end_reason"] == "call_disconnected"
     assert (stored["caller_id"], stored["call_connection_id"]) == (CALLER, connection_id)
     assert [e["kind"] for e in stored["call_events"]] == ["CallConnected", "CallDisconnected"]
-    user, agent = stored["utterances"][:2]
+    greeting, user, agent = stored["utterances"][:3]
+    assert greeting["text"].startswith("Hello!") and greeting["interrupted_by"] == "dtmf"
     assert user["text"] == "2"
     assert agent["text"].startswith("Your balance is")
     assert agent["interrupted"] and agent["heard_text"] != agent["text"]
-    assert stored["barge_in_count"] == 1
+    assert stored["barge_in_count"] == 2
     assert not fake_acs.requests_to(":terminate"), "the caller hung up; nothing to hang up"
 
 
