@@ -4,8 +4,8 @@ The same measurement as barge_in.py, over ACS's media socket instead of the brow
 daphne server answers calls through the real SDK against the TLS fake ACS of the tests (its
 CA trusted through SSL_CERT_FILE); each trial is a call: Event Grid's IncomingCall, then
 ACS's side of the media socket — AudioMetadata, caller audio as AudioData JSON every 20 ms
-of a monotonic clock (silence, then espeak speech), and keys 9 # so the rules agent answers
-with its ~4 s fallback. After ~0.5 s of the agent's AudioData the caller speaks. Measured on
+of a monotonic clock (silence, then espeak speech). The rules agent greets the caller (~4 s);
+after ~0.5 s of the greeting's AudioData the caller speaks. Measured on
 the client, over loopback, from the send time of the clip's first voiced frame:
 
   (a) onset -> StopAudio received
@@ -85,8 +85,6 @@ async def run_trial(http, base_url, clip, voiced_index, alignment) -> barge_in.T
         lambda frame: ws.send_str(audio_data(frame)), clip, voiced_index, alignment
     )
     try:
-        for tone in "9#":
-            await ws.send_json({"kind": "DtmfData", "dtmfData": {"data": tone}})
         await follow_trial(ws, microphone, trial)
     finally:
         await microphone.close()
@@ -170,7 +168,6 @@ def main() -> None:
                 "SSL_CERT_FILE": str(tls.ca_path),
                 "REQUESTS_CA_BUNDLE": str(tls.ca_path),
                 "AGENT_STRATEGY": "rules",
-                "DTMF_ENTRY_TIMEOUT_MS": "60000",
             }
             for layer in harness.layers(args):
                 layer_env = {"REDIS_URL": harness.REDIS_URL} if layer == "redis" else {}
