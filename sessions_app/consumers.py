@@ -88,6 +88,20 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             await self.end_session("server_shutdown", close_code=CLOSE_GOING_AWAY)
             raise
 
+    def skips_database_hop(self, message: dict) -> bool:
+        """Whether a received frame may skip channels' database hop (see dispatch)."""
+        raise NotImplementedError
+
+    async def dispatch(self, message: dict) -> None:
+        # channels hands every message to the database thread first, to close stale
+        # connections; audio frames (50 a second per caller) touch no ORM, and under load that
+        # hop dominated the event loop (bench/load.py: lag p99 55 → 10 ms at 24 sessions).
+        # Stored writes reconnect on their own (store.py).
+        if message["type"] == "websocket.receive" and self.skips_database_hop(message):
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def go_live(self, conversation: Conversation) -> None:
         await self.control.ensure_joined()
         self.conversation = conversation
@@ -124,14 +138,8 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
 class StreamConsumer(LiveSessionConsumer):
     """A browser's socket: JSON events both ways, caller audio as binary PCM16 frames."""
 
-    async def dispatch(self, message: dict) -> None:
-        # channels hands every message to the database thread first, to close stale
-        # connections; audio frames (50 a second per caller) touch no ORM, and under load that
-        # hop dominated the event loop (bench/load.py: lag p99 55 → 10 ms at 24 sessions).
-        if message["type"] == "websocket.receive" and message.get("bytes") is not None:
-            await self.websocket_receive(message)
-            return
-        await super().dispatch(message)
+    def skips_database_hop(self, message: dict) -> bool:
+        return message.get("bytes") is not None  # audio
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
@@ -204,13 +212,10 @@ class AcsMediaConsumer(LiveSessionConsumer):
     transcribed_by_acs = False  # set by the first TranscriptionData: local STT then stops
     silent_frame = b""
 
-    async def dispatch(self, message: dict) -> None:
-        # Every ACS frame is JSON text, 50 a second: skip channels' per-message database hop
-        # as StreamConsumer does for audio (stored writes reconnect on their own, store.py).
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-            return
-        await super().dispatch(message)
+    def skips_database_hop(self, message: dict) -> bool:
+        # Every ACS frame is JSON text, mostly audio (50 a second); keys and transcripts
+        # write through store.py, which reconnects on its own.
+        return True
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
