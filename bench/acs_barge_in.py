@@ -20,61 +20,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 import barge_in
 import harness
 
+from tests.fakes import acs_events
 from tests.fakes.acs_server import FakeAcsServer, make_tls_material
 
 SECRET = "bench-secret"
-METADATA = {
-    "kind": "AudioMetadata",
-    "audioMetadata": {
-        "subscriptionId": "bench",
-        "encoding": "PCM",
-        "sampleRate": 16000,
-        "channels": 1,
-        "length": harness.FRAME_BYTES,
-    },
-}
-
-
-def audio_data(pcm: bytes) -> str:
-    body = {
-        "data": base64.b64encode(pcm).decode(),
-        "silent": False,
-        "timestamp": "",
-        "participantRawID": "",
-    }
-    return json.dumps({"kind": "AudioData", "audioData": body})
-
-
-def incoming_call() -> list[dict]:
-    data = {
-        "from": {"kind": "phoneNumber", "rawId": "4:+14255550123"},
-        "incomingCallContext": "bench-context",
-        "serverCallId": "bench",
-        "correlationId": str(uuid.uuid4()),
-    }
-    return [{"eventType": "Microsoft.Communication.IncomingCall", "data": data}]
 
 
 async def place_call(http: aiohttp.ClientSession, base_url: str) -> aiohttp.ClientWebSocketResponse:
     """A call answered by the server, and ACS's media socket to it."""
-    async with http.post(f"{base_url}/acs/events?secret={SECRET}", json=incoming_call()) as reply:
+    url = f"{base_url}/acs/events?secret={SECRET}"
+    async with http.post(url, json=[acs_events.incoming_call()]) as reply:
         body = await reply.json()
         if reply.status != 200:
             raise RuntimeError(f"the webhook answered {reply.status}: {body}")
     (session_id,) = body["sessions"]
     ws = await http.ws_connect(f"{base_url}/ws/acs/{session_id}/", max_msg_size=0)
-    await ws.send_json(METADATA)
+    await ws.send_json(acs_events.audio_metadata())
     return ws
 
 
@@ -82,7 +52,7 @@ async def run_trial(http, base_url, clip, voiced_index, alignment) -> barge_in.T
     trial = barge_in.Trial(alignment=alignment % barge_in.ALIGNMENTS)
     ws = await place_call(http, base_url)
     microphone = barge_in.Microphone(
-        lambda frame: ws.send_str(audio_data(frame)), clip, voiced_index, alignment
+        lambda frame: ws.send_json(acs_events.audio_data(frame)), clip, voiced_index, alignment
     )
     try:
         await follow_trial(ws, microphone, trial)
@@ -102,13 +72,8 @@ async def follow_trial(ws, microphone: barge_in.Microphone, trial: barge_in.Tria
     agent_frames = 0
     while True:
         now = time.monotonic()
-        deadline = started + barge_in.TRIAL_LIMIT_S
-        if agent_frames < frames_before_speech:
-            deadline = min(deadline, started + barge_in.WAIT_FOR_AGENT_S)
-        elif trial.barge_in is not None:
-            deadline = max(trial.last_agent_frame or 0.0, trial.barge_in) + barge_in.QUIET_S
-        elif microphone.clip_end is not None:
-            deadline = min(deadline, microphone.clip_end + barge_in.BARGE_IN_GRACE_S)
+        agent_ready = agent_frames >= frames_before_speech
+        deadline = barge_in.trial_deadline(trial, microphone, started, agent_ready)
         if now >= deadline:
             if trial.barge_in is None:
                 trial.failure = "no StopAudio" if agent_frames else "no agent audio"

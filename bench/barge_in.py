@@ -164,13 +164,8 @@ async def follow_trial(
     playbacks = 0
     while True:
         now = time.monotonic()
-        deadline = started + TRIAL_LIMIT_S
-        if playbacks == 0 or agent_frames < frames_before_speech:
-            deadline = min(deadline, started + WAIT_FOR_AGENT_S)
-        elif trial.barge_in is not None:
-            deadline = max(trial.last_agent_frame or 0.0, trial.barge_in) + QUIET_S
-        elif microphone.clip_end is not None:
-            deadline = min(deadline, microphone.clip_end + BARGE_IN_GRACE_S)
+        agent_ready = playbacks > 0 and agent_frames >= frames_before_speech
+        deadline = trial_deadline(trial, microphone, started, agent_ready)
         if now >= deadline:
             if trial.barge_in is None:
                 trial.failure = "no barge_in" if agent_frames else "no agent audio"
@@ -206,6 +201,21 @@ async def follow_trial(
         else:
             trial.failure = f"socket {message.type.name} before the trial ended"
             return
+
+
+def trial_deadline(
+    trial: Trial, microphone: Microphone, started: float, agent_ready: bool
+) -> float:
+    """When to stop reading: the agent must start talking, then the barge-in must come, then
+    the agent's audio must stay quiet a while."""
+    limit = started + TRIAL_LIMIT_S
+    if not agent_ready:
+        return min(limit, started + WAIT_FOR_AGENT_S)
+    if trial.barge_in is not None:
+        return max(trial.last_agent_frame or 0.0, trial.barge_in) + QUIET_S
+    if microphone.clip_end is not None:
+        return min(limit, microphone.clip_end + BARGE_IN_GRACE_S)
+    return limit
 
 
 def first_voiced(clip: list[bytes], floor_dbfs: float) -> int:

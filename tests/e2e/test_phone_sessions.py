@@ -16,7 +16,6 @@ import os
 import threading
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
@@ -25,6 +24,13 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from tests.e2e.browser import event_items, events_of, open_dashboard, payload, start_session
+from tests.fakes.acs_events import (
+    audio_metadata,
+    callback_event,
+    dtmf,
+    incoming_call,
+    transcription,
+)
 from tests.fakes.acs_server import FakeAcsServer, TlsMaterial, make_tls_material
 from tests.fakes.acs_tokens import AcsSigner, JwksServer
 from tests.servers import migrate, running_daphne, server_env
@@ -126,22 +132,7 @@ def post_json(
 
 def ring(server_url: str, *, status: int = 200) -> dict[str, Any]:
     """Event Grid delivers an IncomingCall; the server answers it (or fails to). Its answer."""
-    event = {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Communication/z",
-        "subject": f"/caller/{CALLER}/recipient/4:+18005550100",
-        "eventType": "Microsoft.Communication.IncomingCall",
-        "eventTime": "2026-11-25T10:00:00Z",
-        "dataVersion": "1.0",
-        "data": {
-            "to": {"kind": "phoneNumber", "rawId": "4:+18005550100"},
-            "from": {"kind": "phoneNumber", "rawId": CALLER, "phoneNumber": {"value": CALLER[2:]}},
-            "callerDisplayName": "",
-            "incomingCallContext": "eyJhbGciOiJub25lIn0.context-from-acs",
-            "serverCallId": "aHR0cHM6Ly9hcGkuZmxpZ2h0cHJveHkuc2t5cGUuY29t",
-            "correlationId": str(uuid.uuid4()),
-        },
-    }
+    event = incoming_call(raw_id=CALLER)
     return post_json(
         f"{server_url}/acs/events?secret={SECRET}",
         [event],
@@ -158,48 +149,10 @@ def connection_id_of(fake_acs: FakeAcsServer, session_id: str) -> str:
 
 def call_back(server_url: str, session_id: str, kind: str, connection_id: str, token: str) -> None:
     """ACS's signed callback about the call (CallConnected, ...)."""
-    event = {
-        "id": str(uuid.uuid4()),
-        "source": f"calling/callConnections/{connection_id}",
-        "type": f"Microsoft.Communication.{kind}",
-        "specversion": "1.0",
-        "time": "2026-11-25T10:00:01Z",
-        "data": {"callConnectionId": connection_id, "correlationId": "c"},
-    }
+    event = callback_event(kind, connection_id)
     post_json(
         f"{server_url}/acs/callbacks/{session_id}", [event], {"Authorization": f"Bearer {token}"}
     )
-
-
-AUDIO_METADATA = {
-    "kind": "AudioMetadata",
-    "audioMetadata": {
-        "subscriptionId": "s",
-        "encoding": "PCM",
-        "sampleRate": 16000,
-        "channels": 1,
-        "length": 640,
-    },
-}
-
-
-def dtmf(tone: str) -> dict[str, Any]:
-    return {"kind": "DtmfData", "dtmfData": {"data": tone}}
-
-
-def transcription(text: str) -> dict[str, Any]:
-    """What ACS's own speech recognition heard the caller say, final."""
-    body = {
-        "text": text,
-        "format": "display",
-        "confidence": 0.9,
-        "offset": 0,
-        "duration": 5_000_000,
-        "words": [],
-        "participantRawID": CALLER,
-        "resultStatus": "Final",
-    }
-    return {"kind": "TranscriptionData", "transcriptionData": body}
 
 
 class MediaLeg:
@@ -331,7 +284,7 @@ def test_a_phone_call_is_listed_watched_interrupted_and_ended(
     with MediaLeg(media_url, token) as media:
         # ACS connects the media; the agent greets the caller, who knows the menu and presses
         # 2 # for their balance over the greeting.
-        media.send(AUDIO_METADATA)
+        media.send(audio_metadata())
         expect(events_of(page, "session_started")).to_have_count(1)
         expect(texts(page, "agent-bubble").first).to_contain_text("Hello! Press 1")
         expect(events_of(page, "playback_started")).to_have_count(1)

@@ -20,6 +20,7 @@ from channels.testing import WebsocketCommunicator
 from sessions_app.contracts import validator
 from sessions_app.models import Session
 from tests.conftest import make_session
+from tests.fakes import acs_events
 from tests.fakes.acs_server import FakeAcsServer, TlsMaterial, make_tls_material
 from tests.fakes.acs_tokens import AcsSigner, JwksServer
 from voiceproject.asgi import application
@@ -109,48 +110,16 @@ class AcsMediaClient:
         assert connected
 
     async def send_metadata(self, sample_rate: int = 16000) -> None:
-        await self.send(
-            {
-                "kind": "AudioMetadata",
-                "audioMetadata": {
-                    "subscriptionId": str(uuid.uuid4()),
-                    "encoding": "PCM",
-                    "sampleRate": sample_rate,
-                    "channels": 1,
-                    "length": sample_rate * 2 // 50,
-                },
-            }
-        )
+        await self.send(acs_events.audio_metadata(sample_rate))
 
     async def send_audio(self, pcm: bytes, *, silent: bool = False) -> None:
-        await self.send(
-            {
-                "kind": "AudioData",
-                "audioData": {
-                    "timestamp": "2024-11-15T19:16:12.925Z",
-                    "participantRawID": "4:+14255550123",
-                    "data": base64.b64encode(pcm).decode(),
-                    "silent": silent,
-                },
-            }
-        )
+        await self.send(acs_events.audio_data(pcm, silent=silent))
 
     async def send_dtmf(self, tone: str) -> None:
-        await self.send({"kind": "DtmfData", "dtmfData": {"data": tone}})
+        await self.send(acs_events.dtmf(tone))
 
     async def send_transcription(self, text: str, status: str, **extra: Any) -> None:
-        body = {
-            "text": text,
-            "format": "display",
-            "confidence": 0.87,
-            "offset": 12_000_000,
-            "duration": 9_000_000,
-            "words": [],
-            "participantRawID": "4:+14255550123",
-            "resultStatus": status,
-            **extra,
-        }
-        await self.send({"kind": "TranscriptionData", "transcriptionData": body})
+        await self.send(acs_events.transcription(text, status, **extra))
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.communicator.send_to(text_data=json.dumps(frame))

@@ -4,7 +4,6 @@ the phone session, moving its call state, ending it when the call ends."""
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from sessions_app.contracts import validator
 from sessions_app.models import CallEvent, Session
 from tests.conftest import make_session
+from tests.fakes.acs_events import callback_event
 from tests.fakes.acs_server import FakeAcsServer
 from tests.fakes.acs_tokens import AcsSigner
 from tests.integration.acs.conftest import (
@@ -26,31 +26,20 @@ pytestmark = [
     pytest.mark.usefixtures("configured_layer"),
 ]
 
-NAMESPACE = "Microsoft.Communication."
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def cloud_event(kind: str, session: Session, **data: Any) -> dict[str, Any]:
     """A callback event as ACS posts it (CloudEvents schema) for the session's call."""
     connection_id = data.pop("callConnectionId", session.call_connection_id)
-    return {
-        "id": str(uuid.uuid4()),
-        "source": f"calling/callConnections/{connection_id}",
-        "type": f"{NAMESPACE}{kind}",
-        "data": {
-            "version": "2024-09-01-preview",
-            "operationContext": str(session.id),
-            "callConnectionId": connection_id,
-            "serverCallId": session.server_call_id or "c2VydmVyLWNhbGwtaWQ",
-            "correlationId": session.correlation_id,
-            "publicEventType": f"{NAMESPACE}{kind}",
-            **data,
-        },
-        "time": "2024-11-15T19:16:12.925Z",
-        "specversion": "1.0",
-        "datacontenttype": "application/json",
-        "subject": f"calling/callConnections/{connection_id}",
-    }
+    return callback_event(
+        kind,
+        connection_id,
+        operationContext=str(session.id),
+        serverCallId=session.server_call_id or "c2VydmVyLWNhbGwtaWQ",
+        correlationId=session.correlation_id,
+        **data,
+    )
 
 
 def streaming_update(status: str, details: str) -> dict[str, Any]:

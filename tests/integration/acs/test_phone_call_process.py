@@ -12,53 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import uuid
 from typing import Any
 
 import aiohttp
 
+from tests.fakes.acs_events import CALLER, audio_metadata, callback_event, dtmf, incoming_call
 from tests.integration.acs.conftest import AUDIENCE, SECRET
 from tests.servers import migrate, running_daphne, server_env
-
-CALLER = "4:+14255550123"
-
-
-def incoming_call(correlation_id: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(uuid.uuid4()),
-            "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Communication/z",
-            "subject": f"/caller/{CALLER}/recipient/4:+18005550100",
-            "eventType": "Microsoft.Communication.IncomingCall",
-            "eventTime": "2026-11-25T10:00:00Z",
-            "dataVersion": "1.0",
-            "data": {
-                "to": {"kind": "phoneNumber", "rawId": "4:+18005550100"},
-                "from": {
-                    "kind": "phoneNumber",
-                    "rawId": CALLER,
-                    "phoneNumber": {"value": CALLER[2:]},
-                },
-                "callerDisplayName": "",
-                "incomingCallContext": "eyJhbGciOiJub25lIn0.context-from-acs",
-                "serverCallId": "aHR0cHM6Ly9hcGkuZmxpZ2h0cHJveHkuc2t5cGUuY29t",
-                "correlationId": correlation_id,
-            },
-        }
-    ]
-
-
-def callback(kind: str, call_connection_id: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(uuid.uuid4()),
-            "source": f"calling/callConnections/{call_connection_id}",
-            "type": f"Microsoft.Communication.{kind}",
-            "specversion": "1.0",
-            "time": "2026-11-25T10:00:01Z",
-            "data": {"callConnectionId": call_connection_id, "correlationId": "c"},
-        }
-    ]
 
 
 async def test_a_phone_call_is_answered_heard_and_interruptible(
@@ -85,7 +45,7 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
             # The phone rings: Event Grid tells the webhook; the server answers through ACS.
             async with http.post(
                 f"{url}/acs/events?secret={SECRET}",
-                json=incoming_call(str(uuid.uuid4())),
+                json=[incoming_call()],
                 headers={"aeg-event-type": "Notification"},
             ) as response:
                 assert response.status == 200, await response.text()
@@ -98,32 +58,21 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
 
             async with http.post(
                 f"{url}/acs/callbacks/{session_id}",
-                json=callback("CallConnected", connection_id),
+                json=[callback_event("CallConnected", connection_id)],
                 headers=signed,
             ) as response:
                 assert response.status == 200, await response.text()
 
             # ACS opens the media socket; the caller presses 2 # for their balance.
             async with http.ws_connect(f"{url}/ws/acs/{session_id}/", headers=signed) as media:
-                await media.send_json(
-                    {
-                        "kind": "AudioMetadata",
-                        "audioMetadata": {
-                            "subscriptionId": "s",
-                            "encoding": "PCM",
-                            "sampleRate": 16000,
-                            "channels": 1,
-                            "length": 640,
-                        },
-                    }
-                )
+                await media.send_json(audio_metadata())
                 # The agent greets the caller first, who knows the menu and cuts it short.
                 for _ in range(5):
                     frame = await next_frame(media)
                     assert frame["Kind"] == "AudioData"
                     assert len(base64.b64decode(frame["AudioData"]["Data"])) == 640
                 for tone in "2#":
-                    await media.send_json({"kind": "DtmfData", "dtmfData": {"data": tone}})
+                    await media.send_json(dtmf(tone))
                 while (frame := await next_frame(media))["Kind"] == "AudioData":
                     pass
                 assert frame["Kind"] == "StopAudio"
@@ -131,7 +80,7 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
                     frame = await next_frame(media)
                     assert frame["Kind"] == "AudioData"
 
-                await media.send_json({"kind": "DtmfData", "dtmfData": {"data": "9"}})
+                await media.send_json(dtmf("9"))
                 while (frame := await next_frame(media))["Kind"] == "AudioData":
                     pass
                 assert frame["Kind"] == "StopAudio"
@@ -139,7 +88,7 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
                 # The caller hangs up: ACS says so, and the server closes the media socket.
                 async with http.post(
                     f"{url}/acs/callbacks/{session_id}",
-                    json=callback("CallDisconnected", connection_id),
+                    json=[callback_event("CallDisconnected", connection_id)],
                     headers=signed,
                 ) as response:
                     assert response.status == 200

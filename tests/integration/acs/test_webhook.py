@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -13,67 +12,11 @@ import pytest
 from sessions_app.contracts import validator
 from sessions_app.models import Session
 from sessions_app.redaction import REDACTED
+from tests.fakes.acs_events import CALLER, SERVER_CALL_ID, incoming_call, validation_event
 from tests.fakes.acs_server import ANSWER, FakeAcsServer
 from tests.integration.acs.conftest import CALLBACK_BASE, SECRET
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CALLER = "+14255550123"
-CALLEE = "+18005550100"
-SERVER_CALL_ID = (
-    "aHR0cHM6Ly9hcGkuZmxpZ2h0cHJveHkuc2t5cGUuY29tL2FwaS92Mi9jcC9jb252LXVzZWEyLTAxLmNvbnYuc2t5cGU"
-)
-
-
-def incoming_call(
-    *,
-    raw_id: str = f"4:{CALLER}",
-    correlation_id: str | None = None,
-    context: str | None = None,
-    **data: Any,
-) -> dict[str, Any]:
-    """An IncomingCall as Event Grid delivers it (Event Grid schema) for a PSTN caller."""
-    body = {
-        "to": {"kind": "phoneNumber", "rawId": f"4:{CALLEE}", "phoneNumber": {"value": CALLEE}},
-        "from": {
-            "kind": "phoneNumber",
-            "rawId": raw_id,
-            "phoneNumber": {"value": raw_id.removeprefix("4:")},
-        },
-        "serverCallId": SERVER_CALL_ID,
-        "callerDisplayName": "Contoso Caller",
-        "incomingCallContext": context or f"eyJhbGciOiJub25lIn0.{uuid.uuid4().hex}.",
-        "correlationId": correlation_id or str(uuid.uuid4()),
-        **data,
-    }
-    return {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/0000/resourceGroups/rg/providers/"
-        "Microsoft.Communication/communicationServices/acs-test",
-        "subject": f"/caller/{raw_id}/recipient/4:{CALLEE}",
-        "eventType": "Microsoft.Communication.IncomingCall",
-        "eventTime": "2024-11-15T19:16:10.123Z",
-        "dataVersion": "1.0",
-        "metadataVersion": "1",
-        "data": body,
-    }
-
-
-def validation_event(code: str) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/0000/resourceGroups/rg/providers/"
-        "Microsoft.Communication/communicationServices/acs-test",
-        "subject": "",
-        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
-        "eventTime": "2024-11-15T19:00:00.000Z",
-        "dataVersion": "2",
-        "metadataVersion": "1",
-        "data": {
-            "validationCode": code,
-            "validationUrl": "https://rp-eastus.eventgrid.azure.net/eventsubscriptions/x/validate",
-        },
-    }
 
 
 async def deliver(
@@ -137,7 +80,7 @@ async def test_incoming_call_creates_a_session_and_answers_with_media_streaming(
     assert str(session.id) == session_id
     assert session.channel == Session.Channel.ACS
     assert session.status == Session.Status.ACTIVE
-    assert session.caller_id == f"4:{CALLER}"
+    assert session.caller_id == CALLER
     assert session.server_call_id == SERVER_CALL_ID
     assert session.correlation_id == event["data"]["correlationId"]
     assert session.call_state == Session.CallState.ANSWERING
