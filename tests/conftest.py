@@ -93,6 +93,16 @@ async def redis_layer(settings):
     await reset_channel_layers()
 
 
+def assert_api_error(response, status: int, code: str, source: str = "api") -> dict[str, Any]:
+    """The response is a REST error in the error-event shape, with this status and code."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    validator("error-event").validate(body)
+    assert body["code"] == code
+    assert body["source"] == source
+    return body
+
+
 async def latest_task(session_id: uuid.UUID) -> Task:
     return await Task.objects.filter(session_id=session_id).order_by("-created_at").afirst()
 

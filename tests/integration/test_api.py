@@ -13,7 +13,7 @@ from django.test import AsyncClient
 from agents_app.models import Task
 from sessions_app.contracts import validator
 from sessions_app.models import Session, group_name
-from tests.conftest import StreamClient, make_session
+from tests.conftest import StreamClient, assert_api_error, make_session
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,16 +27,6 @@ async def create_session(client: AsyncClient, **body: Any) -> dict[str, Any]:
     response = await client.post("/api/sessions", body, content_type="application/json")
     assert response.status_code == 201, response.content
     return response.json()
-
-
-def assert_api_error(response, status: int, code: str) -> dict[str, Any]:
-    """The response is a REST error in the error-event shape, with this status and code."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    validator("error-event").validate(body)
-    assert body["code"] == code
-    assert body["source"] == "api"
-    return body
 
 
 # --- /health -----------------------------------------------------------------------------

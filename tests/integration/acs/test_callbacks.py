@@ -10,7 +10,7 @@ import pytest
 
 from sessions_app.contracts import validator
 from sessions_app.models import CallEvent, Session
-from tests.conftest import make_session
+from tests.conftest import assert_api_error, make_session
 from tests.fakes.acs_events import callback_event
 from tests.fakes.acs_server import FakeAcsServer
 from tests.fakes.acs_tokens import AcsSigner
@@ -68,15 +68,6 @@ async def post_callbacks(
         content_type="application/json",
         headers=headers,
     )
-
-
-def assert_api_error(response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    validator("error-event").validate(body)
-    assert body["code"] == code
-    assert body["source"] == "api"
-    return body
 
 
 async def recorded(session: Session) -> list[CallEvent]:

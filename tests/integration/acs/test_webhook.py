@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from sessions_app.contracts import validator
 from sessions_app.models import Session
 from sessions_app.redaction import REDACTED
+from tests.conftest import assert_api_error
 from tests.fakes.acs_events import CALLER, SERVER_CALL_ID, incoming_call, validation_event
 from tests.fakes.acs_server import ANSWER, FakeAcsServer
 from tests.integration.acs.conftest import CALLBACK_BASE, SECRET
@@ -32,15 +32,6 @@ async def deliver(
     return await client.post(
         url, data=data, content_type="application/json", headers={"aeg-event-type": event_type}
     )
-
-
-def assert_api_error(response, status: int, code: str, source: str = "api") -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    body = response.json()
-    validator("error-event").validate(body)
-    assert body["code"] == code
-    assert body["source"] == source
-    return body
 
 
 async def session_count() -> int:
