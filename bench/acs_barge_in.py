@@ -91,9 +91,7 @@ async def follow_trial(ws, microphone: barge_in.Microphone, trial: barge_in.Tria
             trial.barge_in = received
         elif kind == "AudioData":
             agent_frames += 1
-            trial.last_agent_frame = received
-            if trial.barge_in is not None:
-                trial.frames_after_barge_in += 1
+            trial.agent_frame(received)
             if agent_frames == frames_before_speech:
                 microphone.speak()
 

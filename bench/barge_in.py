@@ -65,6 +65,12 @@ class Trial:
     frames_before_clip: int | None = None
     alignment: int = 0
 
+    def agent_frame(self, received: float) -> None:
+        """An agent audio frame arrived (counted as late if after the barge-in)."""
+        self.last_agent_frame = received
+        if self.barge_in is not None:
+            self.frames_after_barge_in += 1
+
     def since_onset_ms(self, moment: float | None) -> float | None:
         if self.onset is None or moment is None:
             return None
@@ -179,9 +185,7 @@ async def follow_trial(
             if playbacks != 1:
                 continue  # a later turn's audio (the caller's words, answered)
             agent_frames += 1
-            trial.last_agent_frame = received
-            if trial.barge_in is not None:
-                trial.frames_after_barge_in += 1
+            trial.agent_frame(received)
             if agent_frames == frames_before_speech:
                 microphone.speak()
         elif message.type == aiohttp.WSMsgType.TEXT:
