@@ -71,3 +71,29 @@ def check_telephony_settings(app_configs, **kwargs) -> list[CheckMessage]:
             )
         )
     return problems
+
+
+@register()
+def check_speech_settings(app_configs, **kwargs) -> list[Error]:
+    """The whisper model is installed and intact; pause and hangover fit together."""
+    from agents_app.speech.stt.whisper_models import ModelFilesError, load_model_files
+
+    problems = []
+    if settings.STT_ENGINE == "whisper":
+        try:
+            load_model_files(settings.WHISPER_MODEL)
+        except ModelFilesError as exc:
+            problems.append(Error(str(exc), id="voice.E008"))
+    if not 0 < settings.VAD_PAUSE_MS < settings.VAD_HANGOVER_MS:
+        problems.append(
+            Error(
+                f"VAD_PAUSE_MS={settings.VAD_PAUSE_MS} must be above 0 and below "
+                f"VAD_HANGOVER_MS={settings.VAD_HANGOVER_MS}: a pause comes before the end",
+                id="voice.E009",
+            )
+        )
+    if settings.STT_WORKERS < 1 or settings.STT_QUEUE_LIMIT < 1:
+        problems.append(
+            Error("STT_WORKERS and STT_QUEUE_LIMIT must be at least 1", id="voice.E010")
+        )
+    return problems

@@ -155,7 +155,22 @@ class SpeechStopped:
     duration_ms: int
 
 
-SpeechEvent = SpeechStarted | SpeechStopped
+@dataclass(frozen=True)
+class SpeechPaused:
+    """The caller has been quiet for the detector's `pause_ms` since `offset_ms` (the end of
+    their last voiced frame) without the utterance ending yet: they may have finished."""
+
+    offset_ms: int
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Voice came back at `offset_ms` after a pause: the utterance goes on."""
+
+    offset_ms: int
+
+
+SpeechEvent = SpeechStarted | SpeechStopped | SpeechPaused | SpeechResumed
 
 
 def _ms(samples: int) -> int:
@@ -168,8 +183,11 @@ class SpeechDetector:
     Frames scoring at least `threshold` are voiced. Speech starts once a run of voiced frames
     adds up to `min_speech_ms`; the run survives up to `onset_gap_frames` unvoiced frames in a
     row (a brief dip), and is dropped at the next one. Speech stops after `hangover_ms` of
-    unvoiced frames in a row. Stream time is counted in samples, so chunking never shifts an
-    offset; offsets are whole milliseconds since the stream (or the last `reset`) began.
+    unvoiced frames in a row. With `pause_ms` (shorter than the hangover), a shorter silence
+    inside speech is reported as `SpeechPaused`, and voice after it as `SpeechResumed`, so work
+    that depends on the caller having finished can start before the hangover runs out.
+    Stream time is counted in samples, so chunking never shifts an offset; offsets are whole
+    milliseconds since the stream (or the last `reset`) began.
     """
 
     onset_gap_frames = 1
@@ -180,6 +198,7 @@ class SpeechDetector:
         threshold: float | None = None,
         min_speech_ms: int | None = None,
         hangover_ms: int | None = None,
+        pause_ms: int | None = None,
     ) -> None:
         self.vad = vad
         self.threshold = settings.VAD_THRESHOLD if threshold is None else threshold
@@ -189,6 +208,9 @@ class SpeechDetector:
             raise ValueError("min_speech_ms and hangover_ms must not be negative")
         self._min_speech = min_speech_ms * SAMPLE_RATE // 1000
         self._hangover = hangover_ms * SAMPLE_RATE // 1000
+        if pause_ms is not None and not 0 < pause_ms < hangover_ms:
+            raise ValueError("pause_ms must be positive and shorter than hangover_ms")
+        self._pause = None if pause_ms is None else pause_ms * SAMPLE_RATE // 1000
         self._frame_bytes = vad.frame_samples * SAMPLE_BYTES
         self._clear()
 
@@ -201,6 +223,7 @@ class SpeechDetector:
         self._run_gap = 0  # unvoiced frames in a row inside the run
         self._speech_start = 0  # first voiced sample of the confirmed speech
         self._voiced_end = 0  # end of the last voiced frame
+        self._paused = False
 
     @property
     def speaking(self) -> bool:
@@ -245,10 +268,17 @@ class SpeechDetector:
         self._position += self.vad.frame_samples
         voiced = self.vad.speech_probability(frame) >= self.threshold
         if self._speaking:
+            quiet = self._position - self._voiced_end
             if voiced:
                 self._voiced_end = self._position
-            elif self._position - self._voiced_end >= self._hangover:
+                if self._paused:
+                    self._paused = False
+                    return SpeechResumed(_ms(start))
+            elif quiet >= self._hangover:
                 return self._stop()
+            elif self._pause is not None and not self._paused and quiet >= self._pause:
+                self._paused = True
+                return SpeechPaused(_ms(self._voiced_end))
             return None
         if voiced:
             if self._run_start is None:
@@ -267,6 +297,6 @@ class SpeechDetector:
         return None
 
     def _stop(self) -> SpeechStopped:
-        self._speaking = False
+        self._speaking = self._paused = False
         end = self._voiced_end
         return SpeechStopped(_ms(end), _ms(end - self._speech_start))

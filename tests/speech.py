@@ -48,3 +48,36 @@ def noise(kind: str, ms: int, sample_rate: int = 16000, dbfs: float = -30.0) -> 
 def frames(pcm: bytes, sample_rate: int = 16000, ms: int = 20) -> list[bytes]:
     size = sample_rate * ms // 1000 * 2
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def cough(ms: int = 250, seed: int = 0, sample_rate: int = 16000) -> bytes:
+    """A cough-like burst: loud filtered noise that dies away within `ms`."""
+    n = sample_rate * ms // 1000
+    rng = np.random.default_rng(seed)
+    burst = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same")
+    burst *= np.exp(-np.linspace(0, 6, n))
+    return (burst / np.abs(burst).max() * 0.5 * 32767).astype(np.int16).tobytes()
+
+
+def clicks(ms: int, every_ms: int = 100, sample_rate: int = 16000) -> bytes:
+    """Sharp clicks (a pen, a keyboard) on silence."""
+    samples = np.zeros(sample_rate * ms // 1000, dtype=np.int16)
+    step = sample_rate * every_ms // 1000
+    samples[::step] = 20000
+    samples[1::step] = -20000
+    return samples.tobytes()
+
+
+def non_speech_clips() -> dict[str, bytes]:
+    """Sounds that are not words, each of which a recognizer must give no text for."""
+    return {
+        "silence": silence(1000),
+        "low noise": noise("white", 1000, dbfs=-45),
+        "brown noise": noise("brown", 1000),
+        "pink noise": noise("pink", 1000, dbfs=-20),
+        "hum": noise("hum", 1000, dbfs=-10),
+        "clicks": clicks(1000),
+        "cough": cough(250),
+        "long cough": cough(400, seed=1) + silence(300),
+        "short cough": silence(200) + cough(150, seed=2),
+    }

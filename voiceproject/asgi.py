@@ -16,6 +16,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from agents_app.speech.stt import warm_up_recognizer  # noqa: E402
 from voiceproject.routing import (  # noqa: E402
     acs_websocket_urlpatterns,
     browser_websocket_urlpatterns,
@@ -36,3 +37,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# A server loads its speech model while it starts, not when its first caller speaks.
+warm_up_recognizer(settings.STT_ENGINE)

@@ -122,7 +122,22 @@ LOGGING = {
 AGENT_STRATEGY = os.environ.get("AGENT_STRATEGY", "echo")
 
 # Speech: engines (see README), voice detection, playback.
-STT_ENGINE = os.environ.get("STT_ENGINE", "pocketsphinx")  # pocketsphinx | openai | none
+STT_ENGINE = os.environ.get("STT_ENGINE", "whisper")  # whisper | pocketsphinx | openai | none
+# Whisper (offline, one model per process): tiny.en, or base (slower, more accurate).
+WHISPER_MODEL = os.environ.get("WHISPER_MODEL", "tiny.en")
+WHISPER_BEAM_SIZE = env_int("WHISPER_BEAM_SIZE", 5)
+# Encoder window in seconds (longer utterances get their own length): 30 is Whisper's own and
+# costs a 30 s pass for every "yes"; 10 measured as accurate at a third of the CPU (README).
+WHISPER_WINDOW_S = env_float("WHISPER_WINDOW_S", 10)
+WHISPER_NO_SPEECH_THRESHOLD = env_float("WHISPER_NO_SPEECH_THRESHOLD", 0.6)
+WHISPER_LOG_PROB_THRESHOLD = env_float("WHISPER_LOG_PROB_THRESHOLD", -1.0)
+# Recognition threads shared by every session of the process, and how many decodes may wait.
+STT_WORKERS = env_int("STT_WORKERS", os.cpu_count() or 1)
+STT_QUEUE_LIMIT = env_int("STT_QUEUE_LIMIT", 64)
+# Partials at most this often, and only while a recognition thread is spare.
+STT_PARTIAL_INTERVAL_MS = env_int("STT_PARTIAL_INTERVAL_MS", 500)
+# Start the final when the caller pauses (VAD_PAUSE_MS), not when the turn ends.
+STT_SPECULATIVE_FINAL = env_bool("STT_SPECULATIVE_FINAL", True)
 TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")  # espeak | openai | silent | none
 TTS_VOICE = os.environ.get("TTS_VOICE", "")  # blank: the engine's default voice
 TTS_RATE_WPM = env_int("TTS_RATE_WPM", 175)
@@ -131,6 +146,8 @@ VAD_THRESHOLD = env_float("VAD_THRESHOLD", 0.5)
 # Speech must last this long to count (and to barge in): coughs and clicks do not.
 VAD_MIN_SPEECH_MS = env_int("VAD_MIN_SPEECH_MS", 200)
 VAD_HANGOVER_MS = env_int("VAD_HANGOVER_MS", 600)
+# A silence this long inside speech is a pause: the speculative final starts then.
+VAD_PAUSE_MS = env_int("VAD_PAUSE_MS", 200)
 PLAYBACK_FRAME_MS = 20
 PLAYBACK_LEAD_MS = env_int("PLAYBACK_LEAD_MS", 80)
 AUDIO_MAX_FRAME_MS = 1000

@@ -18,7 +18,13 @@ from django.conf import settings
 from agents_app.errors import ProviderError, ProviderUnavailable
 from agents_app.speech.audio import StreamResampler
 from agents_app.speech.stt.base import INPUT_RATE, SpeechRecognizer, Transcript
-from sessions_app.vad import SpeechDetector, SpeechStarted, SpeechStopped
+from sessions_app.vad import (
+    SpeechDetector,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    SpeechStopped,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +123,10 @@ class RecognitionWorker:
                 await self._speech_started(event.offset_ms)
             elif isinstance(event, SpeechStopped):
                 await self._speech_stopped(event.offset_ms, event.duration_ms)
+            elif self._recognizer is not None and isinstance(event, SpeechPaused):
+                self._recognizer.pause()
+            elif self._recognizer is not None and isinstance(event, SpeechResumed):
+                self._recognizer.resume()
         if self._onset_chunk:
             self._onset_chunk = False
         elif self._speech_start_ms is not None and self._recognizer is not None:

@@ -183,7 +183,7 @@ class Conversation:
         if self._recognition is None:
             self._recognition = RecognitionWorker(
                 self,
-                SpeechDetector(build_vad(settings.VAD_ENGINE)),
+                SpeechDetector(build_vad(settings.VAD_ENGINE), pause_ms=settings.VAD_PAUSE_MS),
                 build_recognizer(settings.STT_ENGINE),
                 sample_rate=self.session.sample_rate,
             )

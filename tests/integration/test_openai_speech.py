@@ -10,7 +10,7 @@ from agents_app.errors import ProviderRejected, ProviderTimeout, ProviderUnavail
 from agents_app.speech.audio import from_wav
 from agents_app.speech.stt import build_recognizer
 from agents_app.speech.stt.openai import OpenAIRecognizer
-from agents_app.speech.stt.pocketsphinx import PocketsphinxRecognizer
+from agents_app.speech.stt.whisper import WhisperRecognizer
 from agents_app.speech.tts import build_synthesizer
 from agents_app.speech.tts.openai import OpenAISynthesizer
 from tests.fakes.openai_server import (
@@ -254,7 +254,7 @@ class TestOpenAIRecognizerContract(RecognizerContract):
 
     @pytest.fixture
     async def recognizer(self, speech_settings, fake_openai) -> AsyncIterator[OpenAIRecognizer]:
-        offline = PocketsphinxRecognizer()
+        offline = WhisperRecognizer()
 
         async def transcribe(wav: bytes) -> str:
             pcm, rate = from_wav(wav)
@@ -264,8 +264,8 @@ class TestOpenAIRecognizerContract(RecognizerContract):
             return (await offline.finish_utterance()).text
 
         fake_openai.script(*[TranscribedReply(transcribe)] * 8, path=TRANSCRIPTIONS)
-        # The fake decodes with pocketsphinx (a new decoder takes ~0.3 s, more on a busy
-        # machine): these tests are about what is heard, not about timeouts.
+        # The fake decodes with whisper (loading it takes a second, more on a busy machine):
+        # these tests are about what is heard, not about timeouts.
         speech_settings.OPENAI_TIMEOUT_S = 10.0
         recognizer = OpenAIRecognizer()
         yield recognizer

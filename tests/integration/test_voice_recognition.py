@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sessions_app.models import Utterance
 from tests.speech import frames, noise, silence, speech_pcm
+from tests.unit.test_stt_engines import words
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SENTENCE = "hello I would like to check my account balance please"
-# What pocketsphinx reliably hears of espeak saying SENTENCE (see tests/unit/test_stt_engines.py).
-ROBUST_WORDS = {"would", "like"}
+# What whisper reliably hears of espeak saying SENTENCE (see tests/unit/test_whisper.py).
+ROBUST_WORDS = {"would", "like", "check", "account"}
 
 
 @pytest.fixture
 def listening(settings):
-    settings.STT_ENGINE = "pocketsphinx"
+    settings.STT_ENGINE = "whisper"  # the default engine
 
 
-async def send_audio(client, pcm: bytes, sample_rate: int = 16000) -> None:
+async def send_audio(client, pcm: bytes, sample_rate: int = 16000, real_time: bool = False) -> None:
     for frame in frames(pcm, sample_rate):
         await client.send_raw(data=frame)
+        if real_time:
+            await asyncio.sleep(0.02)
 
 
 async def events_until(client, event_type: str, timeout: float = 15) -> list[dict]:
@@ -31,7 +36,7 @@ async def events_until(client, event_type: str, timeout: float = 15) -> list[dic
 async def test_speech_is_detected_recognised_stored_and_answered(stream, listening):
     client = await stream()
 
-    await send_audio(client, silence(500) + speech_pcm(SENTENCE) + silence(1000))
+    await send_audio(client, silence(500) + speech_pcm(SENTENCE) + silence(1000), real_time=True)
     heard = await events_until(client, "transcript_final")
     reply = await events_until(client, "agent_response")
 
@@ -44,7 +49,7 @@ async def test_speech_is_detected_recognised_stored_and_answered(stream, listeni
         "onset is where the speech begins, not where confirmed"
     )
     final = heard[-1]
-    assert ROBUST_WORDS & set(final["text"].split()), final["text"]
+    assert ROBUST_WORDS & words(final["text"]), final["text"]
     assert reply[-1]["delta"]  # the agent answers the recognised words
 
     stored = await Utterance.objects.aget(session_id=client.session.id, role="user")
@@ -80,7 +85,7 @@ async def test_frames_of_any_size_up_to_a_second(stream, listening):
     for start in range(0, len(pcm), 32000):  # 1 s frames, the largest allowed
         await client.send_raw(data=pcm[start : start + 32000])
     heard = await events_until(client, "transcript_final")
-    assert ROBUST_WORDS & set(heard[-1]["text"].split())
+    assert ROBUST_WORDS & words(heard[-1]["text"])
 
 
 async def test_voice_without_recognizer_still_detects_speech(stream, settings):
@@ -95,9 +100,9 @@ async def test_voice_without_recognizer_still_detects_speech(stream, settings):
 async def test_a_recognizer_failure_is_reported_and_listening_goes_on(
     stream, listening, monkeypatch
 ):
-    from agents_app.speech.stt.pocketsphinx import PocketsphinxRecognizer
+    from agents_app.speech.stt.whisper import WhisperRecognizer
 
-    real_finish = PocketsphinxRecognizer.finish_utterance
+    real_finish = WhisperRecognizer.finish_utterance
     calls = []
 
     async def fail_once(self):
@@ -106,7 +111,7 @@ async def test_a_recognizer_failure_is_reported_and_listening_goes_on(
             raise RuntimeError("decoder exploded")
         return await real_finish(self)
 
-    monkeypatch.setattr(PocketsphinxRecognizer, "finish_utterance", fail_once)
+    monkeypatch.setattr(WhisperRecognizer, "finish_utterance", fail_once)
     client = await stream()
 
     await send_audio(client, silence(300) + speech_pcm(SENTENCE) + silence(1000))
@@ -115,4 +120,28 @@ async def test_a_recognizer_failure_is_reported_and_listening_goes_on(
 
     await send_audio(client, speech_pcm(SENTENCE) + silence(1000))
     heard = await events_until(client, "transcript_final")
-    assert ROBUST_WORDS & set(heard[-1]["text"].split())
+    assert ROBUST_WORDS & words(heard[-1]["text"])
+
+
+async def test_asking_the_rules_agent_for_the_balance_by_voice_with_the_default_engines(
+    stream, settings
+):
+    import voiceproject.settings as defaults
+
+    settings.STT_ENGINE = defaults.STT_ENGINE
+    settings.TTS_ENGINE = defaults.TTS_ENGINE
+    settings.VAD_ENGINE = defaults.VAD_ENGINE
+    client = await stream(agent="rules")
+
+    await send_audio(client, silence(300) + speech_pcm("what's my balance") + silence(1000))
+    heard = await events_until(client, "transcript_final", timeout=30)
+    turn = []
+    while not turn or turn[-1]["type"] != "playback_completed":
+        message = await client.receive_any(timeout=30)
+        if isinstance(message, dict):
+            turn.append(message)
+
+    assert "balance" in words(heard[-1]["text"]), heard[-1]["text"]
+    reply = next(event for event in turn if event["type"] == "agent_response" and event["final"])
+    assert "Your balance is" in reply["text"]
+    assert client.audio, "the reply was spoken"

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from sessions_app.checks import check_contracts, check_engine_settings, check_telephony_settings
+from sessions_app.checks import (
+    check_contracts,
+    check_engine_settings,
+    check_speech_settings,
+    check_telephony_settings,
+)
 
 
 def test_default_settings_pass():
     assert check_engine_settings(None) == []
     assert check_contracts(None) == []
     assert check_telephony_settings(None) == []
+    assert check_speech_settings(None) == []
 
 
 @pytest.mark.parametrize(
@@ -48,3 +54,32 @@ def test_unsigned_telephony_is_a_warning(settings):
     settings.ACS_VERIFY_JWT = False
     (warning,) = check_telephony_settings(None)
     assert warning.id == "voice.W001" and "ACS_VERIFY_JWT" in warning.msg
+
+
+@pytest.mark.parametrize(
+    "changes,check_id,named",
+    [
+        ({"STT_ENGINE": "whisper", "WHISPER_MODEL": "huge"}, "voice.E008", "WHISPER_MODEL"),
+        ({"VAD_PAUSE_MS": 700, "VAD_HANGOVER_MS": 600}, "voice.E009", "VAD_PAUSE_MS"),
+        ({"VAD_PAUSE_MS": 0}, "voice.E009", "VAD_PAUSE_MS"),
+        ({"STT_WORKERS": 0}, "voice.E010", "STT_WORKERS"),
+    ],
+)
+def test_speech_settings_that_cannot_work_are_errors(settings, changes, check_id, named):
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    (error,) = check_speech_settings(None)
+    assert error.id == check_id
+    assert named in error.msg
+
+
+def test_a_whisper_model_whose_package_is_missing_names_the_pip_command(settings, monkeypatch):
+    from agents_app.speech.stt import whisper_models
+
+    missing = whisper_models.ModelSource(("no_such_pkg",), "no-such-pkg", "0" * 64, "model")
+    monkeypatch.setitem(whisper_models.MODELS, "absent", missing)
+    settings.STT_ENGINE, settings.WHISPER_MODEL = "whisper", "absent"
+
+    (error,) = check_speech_settings(None)
+
+    assert "pip install no-such-pkg" in error.msg

@@ -13,6 +13,8 @@ from sessions_app.vad import (
     SileroVad,
     SpeechDetector,
     SpeechEvent,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
     SpeechStopped,
     VoiceActivityDetector,
@@ -425,3 +427,29 @@ def test_defaults_come_from_settings(settings):
 def test_negative_durations_are_refused():
     with pytest.raises(ValueError):
         SpeechDetector(PeakVad(), min_speech_ms=-1)
+
+
+def test_a_pause_inside_speech_is_reported_and_so_is_speech_after_it():
+    clip = tone(300) + silence(250) + tone(200) + silence(400)
+    assert run(exact(pause_ms=200), clip) == [
+        SpeechStarted(0),
+        SpeechPaused(300),
+        SpeechResumed(550),
+        SpeechPaused(750),
+        SpeechStopped(750, 750),
+    ]
+
+
+def test_a_silence_shorter_than_the_pause_reports_nothing_and_without_pause_ms_none_is():
+    clip = tone(300) + silence(190) + tone(200) + silence(400)
+    assert run(exact(pause_ms=200), clip) == [
+        SpeechStarted(0),
+        SpeechPaused(690),
+        SpeechStopped(690, 690),
+    ]
+    assert run(exact(), clip) == [SpeechStarted(0), SpeechStopped(690, 690)]
+
+
+def test_a_pause_must_come_before_the_hangover():
+    with pytest.raises(ValueError):
+        exact(pause_ms=300)

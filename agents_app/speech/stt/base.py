@@ -15,7 +15,8 @@ class Transcript:
 
 
 class SpeechRecognizer(Protocol):
-    """Recognises one utterance at a time; one recognizer per live session."""
+    """Recognises one utterance at a time; one recognizer per live session (engines may share
+    a model and threads between sessions)."""
 
     async def start_utterance(self) -> None:
         """Begin a new utterance (the voice detector heard speech start)."""
@@ -23,6 +24,14 @@ class SpeechRecognizer(Protocol):
 
     async def accept(self, pcm: bytes) -> str | None:
         """Feed 16 kHz audio of the utterance; return a new partial hypothesis, or None."""
+        ...
+
+    def pause(self) -> None:
+        """The caller paused mid-utterance: an engine may start on the final early."""
+        ...
+
+    def resume(self) -> None:
+        """The caller went on after a pause: work started for the final no longer covers it."""
         ...
 
     async def finish_utterance(self) -> Transcript:

@@ -30,6 +30,12 @@ class OpenAIRecognizer:
         self._audio.extend(pcm)
         return None
 
+    def pause(self) -> None:
+        """One request per utterance, sent when it ends: a pause changes nothing."""
+
+    def resume(self) -> None:
+        """See `pause`."""
+
     async def finish_utterance(self) -> Transcript:
         pcm = bytes(self._audio)
         self._audio.clear()

@@ -147,6 +147,12 @@ class PocketsphinxRecognizer:
         self._partial = latest
         return latest
 
+    def pause(self) -> None:
+        """Nothing to start early: the decoder has kept up with the audio all along."""
+
+    def resume(self) -> None:
+        """See `pause`."""
+
     async def finish_utterance(self) -> Transcript:
         pcm = bytes(self._pending)
         self._reset_stream()
