@@ -1,6 +1,6 @@
 """Browser fixtures: a real daphne server on a fresh SQLite file, and Debian's chromium.
 
-The server runs the default voice engines (pocketsphinx, espeak, hybrid VAD) whatever the
+The server runs the default voice engines (whisper, espeak, hybrid VAD) whatever the
 environment says, so the dashboard hears and speaks as it does for a user.
 """
 
@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from tests.e2e.browser import CHROMIUM, launch_chromium
 from tests.servers import migrate, running_daphne, server_env
 
-VOICE_ENGINES = {"STT_ENGINE": "pocketsphinx", "TTS_ENGINE": "espeak", "VAD_ENGINE": "hybrid"}
+VOICE_ENGINES = {"STT_ENGINE": "whisper", "TTS_ENGINE": "espeak", "VAD_ENGINE": "hybrid"}
 
 
 def require_chromium() -> None:
