@@ -7,7 +7,8 @@
 and non-speech clips (silence, noise, hum, clicks, coughs) on which no text may come out.
 
 Word error rate is counted after lowercasing, removing punctuation and spelling out digits
-("Order 12" -> "order twelve"). CPU is the process's CPU time per utterance (the decode only,
+("Order 12" -> "order twelve"; longer numbers digit by digit, "4567" -> "four five six seven",
+as order and card numbers are read). CPU is the process's CPU time per utterance (the decode only,
 one thread), RTF the CPU time over the audio's duration. The whisper rows differ in the encoder
 window (WHISPER_WINDOW_S: 30 is Whisper's own) and beam size; one decode per utterance, as a
 final is. The pool section decodes the espeak set concurrently with the server's recognition
@@ -77,22 +78,25 @@ class Utterance:
 
 
 def spell(number: int) -> str:
+    """0-99 in words."""
     if number < 10:
         return UNITS[number]
     if number < 20:
         return TEENS[number - 10]
-    if number < 100:
-        tens, unit = divmod(number, 10)
-        return TENS[tens] + (f" {UNITS[unit]}" if unit else "")
-    for size, name in ((10**6, "million"), (1000, "thousand"), (100, "hundred")):
-        if number >= size:
-            head, rest = divmod(number, size)
-            return f"{spell(head)} {name}" + (f" {spell(rest)}" if rest else "")
-    raise ValueError(number)
+    tens, unit = divmod(number, 10)
+    return TENS[tens] + (f" {UNITS[unit]}" if unit else "")
+
+
+def spell_digits(digits: str) -> str:
+    """Numbers of up to two digits as said ("12": twelve); longer ones digit by digit, as
+    order, card and phone numbers are read ("4567": four five six seven)."""
+    if len(digits) <= 2:
+        return spell(int(digits))
+    return " ".join(UNITS[int(digit)] for digit in digits)
 
 
 def normalise(text: str) -> list[str]:
-    text = re.sub(r"\d+", lambda match: f" {spell(int(match.group()))} ", text.lower())
+    text = re.sub(r"\d+", lambda match: f" {spell_digits(match.group())} ", text.lower())
     text = re.sub(r"[^\w\s']|_", " ", text).replace("'", "")
     return [ABBREVIATIONS.get(word, word) for word in text.split()]
 
@@ -265,7 +269,8 @@ async def threads_throughput(utterances: list[Utterance], workers: int) -> tuple
     from agents_app.speech.stt.jobs import Priority
     from agents_app.speech.stt.whisper import DecoderOptions, WhisperEngine
 
-    engine = WhisperEngine("tiny.en", workers=workers, max_queued=1000, options=DecoderOptions(10))
+    options = DecoderOptions(window_s=10)
+    engine = WhisperEngine("tiny.en", workers=workers, max_queued=1000, options=options)
     await asyncio.to_thread(engine.decoder)
     started = time.perf_counter()
     latencies = []

@@ -7,8 +7,9 @@ Whisper decodes whole utterances, not streams, so:
 - partials are extra decodes of the audio so far, started only while the pool has a thread
   to spare (see `RecognitionPool`), so they never delay anyone's final;
 - Whisper pads every input to a 30 s window, which costs a full 30 s encoder pass for a two
-  word answer. The window is trimmed to the utterance (WHISPER_WINDOW_S, 10 s by default)
-  unless set: bench/stt_accuracy.py measures both;
+  word answer. The window is cut to WHISPER_WINDOW_S (10 s; a longer utterance gets its own
+  length), and a result that loops is decoded again in the full window (bench/stt_accuracy.py
+  measured the windows);
 - Whisper writes text on silence and noise ("Thank you."): a result the model itself thinks
   is no speech, or that holds no words, is dropped (`is_hallucination`).
 """
