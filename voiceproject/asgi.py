@@ -16,10 +16,13 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from voiceproject.access_log import mask_daphne_access_log  # noqa: E402
 from voiceproject.routing import (  # noqa: E402
     acs_websocket_urlpatterns,
     browser_websocket_urlpatterns,
 )
+
+mask_daphne_access_log()  # `daphne voiceproject.asgi:application` logs every request's path
 
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
