@@ -47,6 +47,11 @@ def forbidden(message: str) -> AccessRefused:
     return AccessRefused(403, ErrorCode.FORBIDDEN, message)
 
 
+def is_operator(user: AbstractBaseUser | None) -> bool:
+    """Operators are active staff users; their permissions say what they may do."""
+    return user is not None and user.is_active and user.is_staff
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is asking: an operator (`user`), a caller (`session_id`), or neither (anonymous)."""
@@ -56,13 +61,7 @@ class Principal:
 
     async def may(self, permission: str) -> bool:
         """Whether this is an active staff user holding `permission` on sessions."""
-        user = self.user
-        return (
-            user is not None
-            and user.is_active
-            and user.is_staff
-            and await user.ahas_perm(f"sessions_app.{permission}")
-        )
+        return is_operator(self.user) and await self.user.ahas_perm(f"sessions_app.{permission}")
 
     async def require(self, permission: str) -> None:
         """Refuse unless an operator with `permission` is asking."""

@@ -15,6 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.test import AsyncClient
 
@@ -311,3 +312,69 @@ async def test_create_operator_prints_a_working_token(capsys):
     session = await make_session()
     interrupt = await with_bearer(token).post(f"/api/sessions/{session.id}/interrupt")
     assert interrupt.status_code == 202
+
+
+# --- the dashboard -----------------------------------------------------------------------------
+
+
+async def test_the_dashboard_asks_anonymous_visitors_to_log_in():
+    page = (await AsyncClient().get("/")).content.decode()
+    assert 'data-can-view-sessions="false"' in page
+    assert 'data-testid="sessions-login"' in page
+    assert 'href="/admin/login/?next=/"' in page
+    assert 'data-testid="start-button"' in page, "the talk panel is for everyone"
+
+
+async def test_the_dashboard_shows_operators_their_panels(operator_client):
+    page = (await operator_client.get("/")).content.decode()
+    assert 'data-can-view-sessions="true"' in page
+    assert 'data-can-control-sessions="true"' in page
+    assert 'data-testid="sessions-login"' not in page
+    assert 'data-testid="account-name">operator<' in page
+
+
+async def test_the_dashboard_tells_staff_without_permission_why_there_is_no_list():
+    caller = await logged_in(permissions=False)
+    page = (await caller.get("/")).content.decode()
+    assert 'data-can-view-sessions="false"' in page
+    assert "Your account may not view sessions" in page
+
+
+# --- the admin's actions -------------------------------------------------------------------------
+
+
+async def test_admin_actions_need_the_change_permission(operator):
+    viewer = await sync_to_async(make_operator)("viewer", permissions=False)
+    await sync_to_async(viewer.user_permissions.add)(
+        *[p async for p in Permission.objects.filter(codename="view_session")]
+    )
+    session = await make_session()
+    changelist = "/admin/sessions_app/session/"
+    action = {"action": "end_sessions", "_selected_action": [str(session.id)]}
+
+    client = AsyncClient()
+    await client.aforce_login(viewer)
+    assert (await client.get(changelist)).status_code == 200, "a viewer sees the sessions"
+    await client.post(changelist, action)
+    assert (await Session.objects.aget(pk=session.id)).status == Session.Status.ACTIVE
+
+    await client.aforce_login(operator)
+    assert (await client.post(changelist, action)).status_code == 302
+    assert (await Session.objects.aget(pk=session.id)).status == Session.Status.ENDED
+
+
+async def test_an_api_token_made_in_the_admin_is_shown_once_and_works(admin_user):
+    client = AsyncClient()
+    await client.aforce_login(admin_user)
+    response = await client.post(
+        "/admin/operators_app/apitoken/add/",
+        {"user": admin_user.pk, "name": "nightly script"},
+        follow=True,
+    )
+    shown = [str(m) for m in response.context["messages"]]
+    [raw] = [word for m in shown for word in m.split() if word.startswith("vat_")]
+    token = await ApiToken.objects.aget(name="nightly script")
+    assert token.digest == token_digest(raw) and raw not in (token.prefix, token.digest)
+    assert (await with_bearer(raw).get("/api/sessions")).status_code == 200
+    listing = (await client.get("/admin/operators_app/apitoken/")).content.decode()
+    assert raw not in listing and token.prefix in listing
