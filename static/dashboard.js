@@ -179,9 +179,13 @@ function updateControls() {
   ui.startButton.disabled = busy || !ui.agentSelect.value;
   // A watcher hears nothing of the call and cannot speak in it: no microphone, no composer.
   for (const control of [ui.textInput, ui.sendButton, ui.micButton]) control.disabled = !live;
-  const controllable = live || (isWatching() && operator.canControl);
-  ui.interruptButton.disabled = !controllable;
-  ui.endButton.disabled = !controllable;
+  const watching = isWatching();
+  const controllable = live || (watching && operator.canControl);
+  const refusal = watching && !operator.canControl ? "Your account may not interrupt or end calls" : "";
+  for (const button of [ui.interruptButton, ui.endButton]) {
+    button.disabled = !controllable;
+    button.title = refusal;
+  }
   renderOpenButtons();
   renderVoiceState();
 }
