@@ -174,6 +174,13 @@ async def test_rest_access(kind, endpoint):
             validator("session").validate(item)
 
 
+@pytest.mark.parametrize("kind", CALLERS)
+@pytest.mark.parametrize("path", ["/health", "/api/agents"])
+async def test_public_endpoints_answer_everyone(kind, path):
+    caller = await caller_of(kind, await make_session())
+    assert (await caller.get(path)).status_code == 200
+
+
 async def test_a_caller_ending_their_own_session_is_client_ended():
     session = await make_session()
     caller = with_bearer(issue_token(session.id))
