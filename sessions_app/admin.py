@@ -68,14 +68,14 @@ class SessionAdmin(admin.ModelAdmin):
     inlines = [UtteranceInline, TaskInline, CallEventInline]
     actions = ["interrupt_sessions", "end_sessions"]
 
-    @admin.action(description="Interrupt the agent (barge-in)")
+    @admin.action(description="Interrupt the agent (barge-in)", permissions=["change"])
     def interrupt_sessions(self, request, queryset) -> None:
         live = list(queryset.filter(status=Session.Status.ACTIVE).values_list("pk", flat=True))
         for session_id in live:
             async_to_sync(interrupt_session)(session_id)
         self.message_user(request, f"Interrupt sent to {len(live)} live session(s).")
 
-    @admin.action(description="End session")
+    @admin.action(description="End session", permissions=["change"])
     def end_sessions(self, request, queryset) -> None:
         live = list(queryset.filter(status=Session.Status.ACTIVE).values_list("pk", flat=True))
         ended = sum(async_to_sync(end_live_session)(pk, "operator_ended") for pk in live)

@@ -1,10 +1,14 @@
-"""The REST API: health, sessions, operator control. Errors answer in the error-event shape."""
+"""The REST API: health, sessions, operator control. Errors answer in the error-event shape.
+
+Who may call what is sessions_app/access.py's to say; each view names what it needs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import json
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,10 +23,12 @@ from django.views.decorators.csrf import csrf_exempt
 from agents_app.models import Agent, Task
 from agents_app.serializers import agent_json, task_json
 from sessions_app import events
+from sessions_app.access import AccessRefused, Principal, principal_for
 from sessions_app.control import LAYER_OUTAGES, end_live_session, interrupt_session
 from sessions_app.events import ErrorCode
 from sessions_app.models import Session
 from sessions_app.protocol import ProtocolError, check_sample_rate
+from sessions_app.rate_limit import session_creation
 from sessions_app.serializers import call_event_json, session_json, utterance_json
 from sessions_app.tokens import issue_token
 
@@ -34,8 +40,19 @@ def error_response(code: ErrorCode, message: str, status: int) -> JsonResponse:
     return JsonResponse(events.error(code, message, "api"), status=status)
 
 
+def refusal_response(refused: AccessRefused) -> JsonResponse:
+    response = error_response(refused.code, refused.message, refused.status)
+    if refused.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
 def api_view(*methods: str) -> Callable[[View], View]:
-    """An async JSON endpoint: allowed methods checked, no CSRF (not cookie-authenticated)."""
+    """An async JSON endpoint: allowed methods checked, access refusals answered as errors.
+
+    Django's CSRF middleware stands aside: bearer tokens need no CSRF protection, and a
+    cookie-authenticated change is checked where it is authenticated (access.py).
+    """
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
@@ -46,9 +63,33 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 )
                 response["Allow"] = ", ".join(methods)
                 return response
-            return await view(request, *args, **kwargs)
+            try:
+                return await view(request, *args, **kwargs)
+            except AccessRefused as refused:
+                return refusal_response(refused)
 
         return csrf_exempt(wrapper)
+
+    return decorate
+
+
+def requires(permission: str, *, or_own: bool = False) -> Callable[[View], View]:
+    """Refuse the view to all but operators with `permission` (or, `or_own`, to the caller
+    whose session token names the session in the URL); before the session is looked up, so
+    that a refusal says nothing of whether it exists."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, session_id: str) -> JsonResponse:
+            principal = await principal_for(request)
+            if or_own:
+                await principal.require_own_or(session_id, permission)
+            else:
+                await principal.require(permission)
+            request.principal = principal
+            return await view(request, session_id)
+
+        return wrapper
 
     return decorate
 
@@ -94,10 +135,36 @@ async def agents(request: HttpRequest) -> JsonResponse:
 
 @api_view("GET", "POST")
 async def sessions(request: HttpRequest) -> JsonResponse:
+    principal = await principal_for(request)
     if request.method == "GET":
+        await principal.require("view_session")
         recent = Session.objects.select_related("agent")[:50]
         return JsonResponse({"sessions": [session_json(s) async for s in recent]})
+    if not settings.PUBLIC_SESSIONS:
+        await principal.require("add_session")
+    if too_many := await _creation_rate_exceeded(request, principal):
+        return too_many
     return await _create_session(request)
+
+
+async def _creation_rate_exceeded(
+    request: HttpRequest, principal: Principal
+) -> JsonResponse | None:
+    """A 429 when this address has started sessions too fast; operators who may start them
+    are not limited (benchmarks and scripts)."""
+    if await principal.may("add_session"):
+        return None
+    wait_s = session_creation.retry_after(request.META.get("REMOTE_ADDR", ""))
+    if wait_s is None:
+        return None
+    seconds = max(1, math.ceil(wait_s))
+    response = error_response(
+        ErrorCode.RATE_LIMITED,
+        f"too many sessions started from your address: try again in {seconds} s",
+        429,
+    )
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 MAX_TURN_BUDGET = 1000
@@ -174,6 +241,7 @@ async def find_session(session_id: str) -> Session | None:
 
 
 @api_view("GET")
+@requires("view_session", or_own=True)
 @with_session
 async def session_detail(request: HttpRequest, session: Session) -> JsonResponse:
     utterances = [utterance_json(u) async for u in session.utterances.all()]
@@ -188,18 +256,21 @@ async def session_detail(request: HttpRequest, session: Session) -> JsonResponse
 
 
 @api_view("POST")
+@requires("change_session", or_own=True)
 @with_session
 async def session_end(request: HttpRequest, session: Session) -> JsonResponse:
     if session.status != Session.Status.ACTIVE:
         return error_response(ErrorCode.SESSION_ENDED, "the session has already ended", 409)
+    own = request.principal.session_id == session.id
     try:
-        await end_live_session(session.id, "operator_ended")
+        await end_live_session(session.id, "client_ended" if own else "operator_ended")
     except LAYER_OUTAGES:
         return _control_unavailable()
     return JsonResponse(session_json(await find_session(str(session.id))))
 
 
 @api_view("POST")
+@requires("change_session")
 @with_session
 async def session_interrupt(request: HttpRequest, session: Session) -> JsonResponse:
     if session.status != Session.Status.ACTIVE:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from sessions_app import events, shutdown
+from sessions_app.access import AccessRefused, principal_for_socket
 from sessions_app.acs.calls import AUDIO_FORMATS, hang_up_session
 from sessions_app.acs.config import missing_settings, not_configured_message
 from sessions_app.acs.media import (
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_ENDED = 4409
 
@@ -336,23 +338,35 @@ class AcsMediaConsumer(LiveSessionConsumer):
 class WatchConsumer(AsyncWebsocketConsumer):
     """Follows a session's events without taking part (the dashboard, for phone sessions).
 
-    Closes with 4404 for no such session, 4409 for one that has ended, and after relaying
-    `session_ended`: nothing follows it.
+    Operators only (view_session): closes with 4401 or 4403 otherwise; then with 4404 for no
+    such session, 4409 for one that has ended, and after relaying `session_ended`: nothing
+    follows it. Accepted only once it follows the session: no event falls between the socket
+    opening and the first one relayed.
     """
 
     group: str | None = None
 
     async def connect(self) -> None:
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        await self.accept()
+        try:
+            await (await principal_for_socket(self.scope)).require("view_session")
+        except AccessRefused as refused:
+            logger.info("refused watching session %s: %s", session_id, refused.message)
+            await self.refuse(CLOSE_UNAUTHORIZED if refused.status == 401 else CLOSE_FORBIDDEN)
+            return
         status = (
             await Session.objects.filter(pk=session_id).values_list("status", flat=True).afirst()
         )
         if status != Session.Status.ACTIVE:
-            await self.close(code=CLOSE_NOT_FOUND if status is None else CLOSE_ENDED)
+            await self.refuse(CLOSE_NOT_FOUND if status is None else CLOSE_ENDED)
             return
         self.group = watch_group_name(session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def refuse(self, close_code: int) -> None:
+        await self.accept()  # a close code only reaches a client whose socket opened
+        await self.close(code=close_code)
 
     async def session_event(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message["event"]))

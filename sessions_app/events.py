@@ -27,10 +27,12 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     INVALID_AUDIO = "invalid_audio"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     SESSION_NOT_FOUND = "session_not_found"
     SESSION_ENDED = "session_ended"
     AGENT_NOT_FOUND = "agent_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    RATE_LIMITED = "rate_limited"
     AGENT_UNAVAILABLE = "agent_unavailable"
     AGENT_TIMEOUT = "agent_timeout"
     AGENT_REJECTED = "agent_rejected"
@@ -56,6 +58,7 @@ BargeInSource = Literal["speech", "text", "dtmf", "interrupt", "operator"]
 
 # Whether the same request may succeed if tried again, by code.
 RETRYABLE = {
+    ErrorCode.RATE_LIMITED,
     ErrorCode.AGENT_UNAVAILABLE,
     ErrorCode.AGENT_TIMEOUT,
     ErrorCode.STT_UNAVAILABLE,

@@ -1,11 +1,11 @@
 from django.urls import path
-from django.views.generic import TemplateView
 
 from sessions_app import api
 from sessions_app.acs import views as acs
+from sessions_app.dashboard import DashboardView
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="dashboard.html"), name="dashboard"),
+    path("", DashboardView.as_view(), name="dashboard"),
     path("health", api.health, name="health"),
     path("api/agents", api.agents, name="agents"),
     path("api/sessions", api.sessions, name="sessions"),

@@ -16,6 +16,15 @@ const SHORT_ID_LENGTH = 8;
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
+// What the logged-in operator may do (the server renders it; the REST API enforces it): the
+// talk panel needs no login, the session list, Show and Watch need view, Interrupt and End of
+// a watched call need change.
+const operator = {
+  canView: document.body.dataset.canViewSessions === "true",
+  canControl: document.body.dataset.canControlSessions === "true",
+};
+const CSRF_TOKEN = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
 const ui = {
   status: byTestId("status"),
   agentSelect: byTestId("agent-select"),
@@ -170,9 +179,13 @@ function updateControls() {
   ui.startButton.disabled = busy || !ui.agentSelect.value;
   // A watcher hears nothing of the call and cannot speak in it: no microphone, no composer.
   for (const control of [ui.textInput, ui.sendButton, ui.micButton]) control.disabled = !live;
-  const controllable = live || isWatching();
-  ui.interruptButton.disabled = !controllable;
-  ui.endButton.disabled = !controllable;
+  const watching = isWatching();
+  const controllable = live || (watching && operator.canControl);
+  const refusal = watching && !operator.canControl ? "Your account may not interrupt or end calls" : "";
+  for (const button of [ui.interruptButton, ui.endButton]) {
+    button.disabled = !controllable;
+    button.title = refusal;
+  }
   renderOpenButtons();
   renderVoiceState();
 }
@@ -536,6 +549,8 @@ function send(message) {
 async function fetchJson(url, options = {}) {
   const headers = { Accept: "application/json" };
   if (options.body) headers["Content-Type"] = "application/json";
+  // A logged-in operator's changes carry Django's CSRF token (the login is a cookie).
+  if ((options.method ?? "GET") !== "GET") headers["X-CSRFToken"] = CSRF_TOKEN;
   const response = await fetch(url, { ...options, headers });
   const body = await response.json().catch(() => null);
   if (!response.ok) {
@@ -656,6 +671,7 @@ function scheduleRefresh() {
 /** Fetch and show the recent sessions; one request at a time, a request asked for meanwhile
  * runs right after (it may have been asked for because something just changed). */
 async function refreshSessions() {
+  if (!operator.canView) return; // the panel asks to log in instead
   if (sessionList.loading) {
     sessionList.again = true;
     return;
@@ -913,7 +929,11 @@ function onWatchClose(watch, { code, reason }) {
   Object.assign(state, { agentSpeaking: false, callerSpeaking: false });
   const detail = reason ? `code ${code}, ${reason}` : `code ${code}`;
   setStatus("closed", `stopped watching: the socket closed (${detail})`);
-  if (!watch.loaded) showNotice("Could not follow the call live. Show it to read what was stored.");
+  if (code === 4401 || code === 4403) {
+    showNotice("Watching a call needs an operator login with the view permission.");
+  } else if (!watch.loaded) {
+    showNotice("Could not follow the call live. Show it to read what was stored.");
+  }
   updateControls();
   refreshSessions();
 }

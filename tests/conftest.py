@@ -11,14 +11,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import AsyncClient
 
 from agents_app.models import Agent, Task
 from agents_app.seed import seed_agents
 from agents_app.strategies import STRATEGIES
+from operators_app.models import ApiToken
+from operators_app.permissions import grant_operator_permissions
 from sessions_app.contracts import validator
 from sessions_app.models import Session
+from sessions_app.rate_limit import session_creation
 from sessions_app.tokens import issue_token
 from voiceproject import channel_layers as layer_configs
 from voiceproject.asgi import application
@@ -53,6 +59,52 @@ def seeded_agents(request) -> None:
         return
     request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
     seed_agents(Agent)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Each test starts with full buckets: the limit is per process, tests share one."""
+    session_creation.reset()
+
+
+def make_operator(username: str = "operator", *, permissions: bool = True) -> Any:
+    """A staff user; with `permissions`, one who may view, start, end and interrupt sessions."""
+    user = get_user_model().objects.create_user(username, password="operator-password")
+    user.is_staff = True
+    user.save()
+    if permissions:
+        grant_operator_permissions(user)
+    return user
+
+
+def operator_token(username: str = "script-operator") -> str:
+    """A new API token of an operator (created the first time), for sockets and scripts."""
+    user = get_user_model().objects.filter(username=username).first() or make_operator(username)
+    return ApiToken.objects.issue(user, "tests")[1]
+
+
+@pytest.fixture
+async def operator(db) -> Any:
+    return await sync_to_async(make_operator)()
+
+
+@pytest.fixture
+async def operator_client(operator) -> AsyncClient:
+    """A client logged in as an operator (CSRF checks off, as Django's test client does)."""
+    client = AsyncClient()
+    await client.aforce_login(operator)
+    return client
+
+
+@pytest.fixture
+async def api_token(operator) -> str:
+    """A raw API token of the operator."""
+    _, raw = await sync_to_async(ApiToken.objects.issue)(operator, "tests")
+    return raw
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def reset_channel_layers() -> None:

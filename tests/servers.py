@@ -44,6 +44,39 @@ def migrate(env: dict[str, str]) -> None:
         raise RuntimeError(f"migrate failed:\n{done.stderr[-3000:]}")
 
 
+def create_operator_token(env: dict[str, str], username: str = "operator") -> str:
+    """An API token of an operator in the database `env` names (manage.py create_operator)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "create_operator", username],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"create_operator failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip()
+
+
+OPERATOR_PASSWORD = "operator-password-for-tests"
+
+
+def create_superuser(env: dict[str, str], username: str = "admin") -> None:
+    """A superuser who logs in with OPERATOR_PASSWORD (browser tests log in as it)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", username]
+        + ["--email", f"{username}@example.test"],
+        cwd=REPO_ROOT,
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": OPERATOR_PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"createsuperuser failed:\n{done.stderr[-3000:]}")
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 

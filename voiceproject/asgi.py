@@ -17,10 +17,13 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import re_path  # noqa: E402
 
 from agents_app.speech.stt import warm_up_recognizer  # noqa: E402
+from voiceproject.access_log import mask_daphne_access_log  # noqa: E402
 from voiceproject.routing import (  # noqa: E402
     acs_websocket_urlpatterns,
     browser_websocket_urlpatterns,
 )
+
+mask_daphne_access_log()  # `daphne voiceproject.asgi:application` logs every request's path
 
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 

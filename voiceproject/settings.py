@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 from voiceproject.channel_layers import in_memory_layer, redis_layer
+from voiceproject.secret_key import load_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -37,9 +38,13 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
-# The fallback key only suits a developer's machine; a deployment sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-set-SECRET_KEY-in-production"
+# Off unless asked for: debug pages are for a developer's machine (README "Security").
+DEBUG = env_bool("DEBUG", False)
+# Unset: a key generated for this install, kept in SECRET_KEY_FILE (git ignores it).
+SECRET_KEY = load_secret_key(
+    os.environ.get("SECRET_KEY", ""),
+    Path(os.environ.get("SECRET_KEY_FILE") or BASE_DIR / ".secret_key"),
+)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [
@@ -53,6 +58,7 @@ INSTALLED_APPS = [
     "channels",
     "agents_app",
     "sessions_app",
+    "operators_app",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +70,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Debug pages and error reports mask every credential (voiceproject/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER = "voiceproject.error_reports.CredentialMaskingReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "voiceproject.error_reports.CredentialMaskingFilter"
+# Operators log in through the admin's login page (README "Security").
+LOGIN_URL = "admin:login"
 
 ROOT_URLCONF = "voiceproject.urls"
 ASGI_APPLICATION = "voiceproject.asgi.application"
@@ -111,10 +123,25 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No credential reaches a log line: the webhook's ?secret=, a socket's ?token=, keys.
+    "filters": {"mask_credentials": {"()": "voiceproject.access_log.MaskCredentialsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_credentials"],
+        }
+    },
     "loggers": {
         "sessions_app": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
         "agents_app": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        # runserver's access log (daphne's), DEBUG or not.
+        "django.channels.server": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "filters": ["mask_credentials"],
+            "propagate": False,
+        },
     },
 }
 
@@ -185,6 +212,12 @@ CONTEXT_TURN_BUDGET = env_int("CONTEXT_TURN_BUDGET", 20)
 REDACT_MIN_DIGITS = env_int("REDACT_MIN_DIGITS", 12)
 
 SESSION_TOKEN_MAX_AGE_S = env_int("SESSION_TOKEN_MAX_AGE_S", 900)
+# How long a session token still reads and ends its session over REST (README "Security").
+SESSION_ACCESS_MAX_AGE_S = env_int("SESSION_ACCESS_MAX_AGE_S", 86400)
+# Anyone may start a session (the dashboard's talk panel); off: operators only.
+PUBLIC_SESSIONS = env_bool("PUBLIC_SESSIONS", True)
+# Sessions one client address may start, per process: COUNT/PERIOD (s, min, hour); blank: no limit.
+SESSION_CREATE_RATE = os.environ.get("SESSION_CREATE_RATE", "30/min")
 # On SIGTERM, end this process's live sessions (reason server_shutdown) before exiting.
 GRACEFUL_SHUTDOWN = env_bool("GRACEFUL_SHUTDOWN", True)
 # How long a session's writes ride out a database outage before the caller is told.

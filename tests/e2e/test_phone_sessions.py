@@ -23,7 +23,14 @@ import aiohttp
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
-from tests.e2e.browser import event_items, events_of, open_dashboard, payload, start_session
+from tests.e2e.browser import (
+    event_items,
+    events_of,
+    log_in,
+    open_dashboard,
+    payload,
+    start_session,
+)
 from tests.fakes.acs_events import (
     audio_metadata,
     callback_event,
@@ -33,7 +40,13 @@ from tests.fakes.acs_events import (
 )
 from tests.fakes.acs_server import FakeAcsServer, TlsMaterial, make_tls_material
 from tests.fakes.acs_tokens import AcsSigner, JwksServer
-from tests.servers import migrate, running_daphne, server_env
+from tests.servers import (
+    OPERATOR_PASSWORD,
+    create_superuser,
+    migrate,
+    running_daphne,
+    server_env,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +54,7 @@ AUDIENCE = "00000000-0000-0000-0000-00000000acs0"
 SECRET = "webhook-secret-for-e2e"
 CALLBACK_BASE = "https://voice.example.test"
 CALLER = "4:+14255550123"
+OPERATOR = "operator"
 # The list is polled every 3 s: a bound for a change to show up, not a timing.
 LISTED_TIMEOUT_MS = 10_000
 SCREENSHOT = "/tmp/dashboard-phone.png"
@@ -98,13 +112,16 @@ def phone_server_url(
         REQUESTS_CA_BUNDLE=str(tls_material.ca_path),
     )
     migrate(env)
+    create_superuser(env, OPERATOR)
     with running_daphne(env, workdir / "daphne.log") as url:
         yield url
 
 
 @pytest.fixture
 def page(chromium: Browser, phone_server_url: str) -> Iterator[Page]:
+    """The dashboard, logged in as an operator: the session list and watching need one."""
     with open_dashboard(chromium, phone_server_url) as page:
+        log_in(page, phone_server_url, OPERATOR, OPERATOR_PASSWORD)
         yield page
 
 
@@ -393,6 +410,35 @@ def test_a_web_session_is_listed_and_shown_from_the_store(page: Page) -> None:
     expect(page.get_by_test_id("caller-id")).to_have_text("—")
 
 
+def test_without_login_the_page_talks_and_asks_operators_to_log_in(
+    chromium: Browser, phone_server_url: str
+) -> None:
+    """Anyone may talk to the agent; the session list, Show and Watch ask for a login."""
+    with open_dashboard(chromium, phone_server_url) as page:
+        asked: list[str] = []  # the methods of requests to /api/sessions
+        page.on(
+            "request",
+            lambda r: asked.append(r.method) if r.url.endswith("/api/sessions") else None,
+        )
+        prompt = page.get_by_test_id("sessions-login")
+        expect(prompt).to_contain_text("Log in as an operator")
+        expect(prompt.get_by_role("link", name="Log in")).to_have_attribute(
+            "href", "/admin/login/?next=/"
+        )
+        expect(page.get_by_test_id("login-link")).to_be_visible()
+        expect(page.get_by_test_id("sessions-table")).to_be_hidden()
+
+        start_session(page, "echo")
+        expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live")
+        page.get_by_test_id("text-input").fill("hello anyone")
+        page.get_by_test_id("text-input").press("Enter")
+        expect(texts(page, "agent-bubble")).to_have_text(["You said: hello anyone"])
+        page.get_by_test_id("end-button").click()
+        expect(page.get_by_test_id("status")).to_have_attribute("data-state", "ended")
+        expect(page.get_by_test_id("session-row")).to_have_count(0)
+    assert asked == ["POST"], "the page started its session and never asked for the list"
+
+
 def test_the_list_says_when_it_cannot_load_and_when_it_is_empty(
     chromium: Browser, phone_server_url: str
 ) -> None:
@@ -418,6 +464,7 @@ def test_the_list_says_when_it_cannot_load_and_when_it_is_empty(
             else None
         ),
     )
+    log_in(page, phone_server_url, OPERATOR, OPERATOR_PASSWORD)
     page.route("**/api/sessions", sessions_api)
     page.goto(f"{phone_server_url}/")
 

@@ -159,11 +159,11 @@ async def test_create_session_with_unknown_agent_is_agent_not_found(async_client
 # --- GET /api/sessions and /api/sessions/<id> --------------------------------------------
 
 
-async def test_list_shows_recent_sessions_without_tokens(async_client):
+async def test_list_shows_recent_sessions_without_tokens(async_client, operator_client):
     first = await create_session(async_client)
     second = await create_session(async_client, agent="rules")
 
-    response = await async_client.get("/api/sessions")
+    response = await operator_client.get("/api/sessions")
     assert response.status_code == 200
     listed = response.json()["sessions"]
     for item in listed:
@@ -173,7 +173,7 @@ async def test_list_shows_recent_sessions_without_tokens(async_client):
     assert [item["id"] for item in listed] == [second["id"], first["id"]]
 
 
-async def test_detail_after_a_conversation_with_a_tool_call(async_client, stream):
+async def test_detail_after_a_conversation_with_a_tool_call(operator_client, stream):
     live = await stream(agent="rules")
     said = "what is the status of order 12345"
     events = await live.reply_to(said)
@@ -181,7 +181,7 @@ async def test_detail_after_a_conversation_with_a_tool_call(async_client, stream
     reply = events[-1]
     assert reply["type"] == "agent_response" and reply["final"] is True
 
-    response = await async_client.get(f"/api/sessions/{live.session.id}")
+    response = await operator_client.get(f"/api/sessions/{live.session.id}")
     assert response.status_code == 200
     body = response.json()
     validator("session").validate(body)
@@ -206,14 +206,14 @@ async def test_detail_after_a_conversation_with_a_tool_call(async_client, stream
     assert call["result"]["order_id"] == "12345"
 
 
-async def test_detail_of_unknown_session_is_not_found(async_client):
-    response = await async_client.get(f"/api/sessions/{UNKNOWN_ID}")
+async def test_detail_of_unknown_session_is_not_found(operator_client):
+    response = await operator_client.get(f"/api/sessions/{UNKNOWN_ID}")
     error = assert_api_error(response, 404, "session_not_found")
     assert UNKNOWN_ID in error["message"]
 
 
-async def test_detail_of_malformed_session_id_is_an_api_error(async_client):
-    response = await async_client.get("/api/sessions/not-a-uuid")
+async def test_detail_of_malformed_session_id_is_an_api_error(operator_client):
+    response = await operator_client.get("/api/sessions/not-a-uuid")
     assert_api_error(response, 404, "session_not_found")
 
 
@@ -254,11 +254,11 @@ async def next_message(channel: str) -> dict[str, Any]:
     return await asyncio.wait_for(get_channel_layer().receive(channel), 2)
 
 
-async def test_end_marks_the_session_ended_and_tells_its_group(async_client):
+async def test_end_marks_the_session_ended_and_tells_its_group(operator_client):
     session = await make_session()
     channel = await listen_to_group(session.id)
 
-    response = await async_client.post(f"/api/sessions/{session.id}/end")
+    response = await operator_client.post(f"/api/sessions/{session.id}/end")
     assert response.status_code == 200
     body = response.json()
     validator("session").validate(body)
@@ -267,44 +267,44 @@ async def test_end_marks_the_session_ended_and_tells_its_group(async_client):
     assert body["ended_at"] is not None
     assert await next_message(channel) == {"type": "session.end", "reason": "operator_ended"}
 
-    again = await async_client.post(f"/api/sessions/{session.id}/end")
+    again = await operator_client.post(f"/api/sessions/{session.id}/end")
     assert_api_error(again, 409, "session_ended")
     stored = await Session.objects.aget(pk=session.id)
     assert (stored.status, stored.end_reason) == (Session.Status.ENDED, "operator_ended")
 
 
-async def test_end_closes_a_live_stream(async_client, stream):
+async def test_end_closes_a_live_stream(operator_client, stream):
     live = await stream()
-    response = await async_client.post(f"/api/sessions/{live.session.id}/end")
+    response = await operator_client.post(f"/api/sessions/{live.session.id}/end")
     assert response.status_code == 200
     ended = await live.receive()
     assert ended["type"] == "session_ended"
     assert ended["reason"] == "operator_ended"
 
 
-async def test_end_of_unknown_session_is_not_found(async_client):
-    response = await async_client.post(f"/api/sessions/{UNKNOWN_ID}/end")
+async def test_end_of_unknown_session_is_not_found(operator_client):
+    response = await operator_client.post(f"/api/sessions/{UNKNOWN_ID}/end")
     assert_api_error(response, 404, "session_not_found")
 
 
-async def test_interrupt_an_active_session_sends_a_cancel_to_its_group(async_client):
+async def test_interrupt_an_active_session_sends_a_cancel_to_its_group(operator_client):
     session = await make_session()
     channel = await listen_to_group(session.id)
 
-    response = await async_client.post(f"/api/sessions/{session.id}/interrupt")
+    response = await operator_client.post(f"/api/sessions/{session.id}/interrupt")
     assert response.status_code == 202
     assert response.json() == {"session_id": str(session.id), "interrupt": "sent"}
     assert await next_message(channel) == {"type": "playback.cancel", "source": "operator"}
 
 
-async def test_interrupt_an_ended_session_is_conflict(async_client):
+async def test_interrupt_an_ended_session_is_conflict(operator_client):
     session = await make_session(status=Session.Status.ENDED, end_reason="client_ended")
-    response = await async_client.post(f"/api/sessions/{session.id}/interrupt")
+    response = await operator_client.post(f"/api/sessions/{session.id}/interrupt")
     assert_api_error(response, 409, "session_ended")
 
 
-async def test_interrupt_unknown_session_is_not_found(async_client):
-    response = await async_client.post(f"/api/sessions/{UNKNOWN_ID}/interrupt")
+async def test_interrupt_unknown_session_is_not_found(operator_client):
+    response = await operator_client.post(f"/api/sessions/{UNKNOWN_ID}/interrupt")
     assert_api_error(response, 404, "session_not_found")
 
 

@@ -15,11 +15,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class OperatorControlTests:
-    async def test_rest_interrupt_stops_the_reply(self, stream, gated_agent):
+    async def test_rest_interrupt_stops_the_reply(self, stream, gated_agent, operator_client):
         client = await stream(agent="gated")
         await start_gated_reply(client)
 
-        response = await AsyncClient().post(f"/api/sessions/{client.session.id}/interrupt")
+        response = await operator_client.post(f"/api/sessions/{client.session.id}/interrupt")
 
         assert response.status_code == 202
         barge_in = await client.receive()
@@ -27,11 +27,11 @@ class OperatorControlTests:
         assert (barge_in["source"], barge_in["heard_text"]) == ("operator", HEARD)
         assert await client.communicator.receive_nothing(timeout=0.2)
 
-    async def test_rest_end_ends_the_live_session(self, stream, gated_agent):
+    async def test_rest_end_ends_the_live_session(self, stream, gated_agent, operator_client):
         client = await stream(agent="gated")
         await start_gated_reply(client)
 
-        response = await AsyncClient().post(f"/api/sessions/{client.session.id}/end")
+        response = await operator_client.post(f"/api/sessions/{client.session.id}/end")
 
         assert response.status_code == 200
         ended = await client.receive()
@@ -41,12 +41,14 @@ class OperatorControlTests:
         session = await Session.objects.aget(pk=client.session.id)
         assert (session.status, session.end_reason) == ("ended", "operator_ended")
 
-    async def test_cancel_for_another_session_does_not_stop_this_one(self, stream, gated_agent):
+    async def test_cancel_for_another_session_does_not_stop_this_one(
+        self, stream, gated_agent, operator_client
+    ):
         client = await stream(agent="gated")
         other = await stream()
         await start_gated_reply(client)
 
-        await AsyncClient().post(f"/api/sessions/{other.session.id}/interrupt")
+        await operator_client.post(f"/api/sessions/{other.session.id}/interrupt")
 
         assert await client.communicator.receive_nothing(timeout=0.3)
 

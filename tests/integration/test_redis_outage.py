@@ -71,17 +71,17 @@ async def private_redis(settings, tmp_path) -> Iterator[PrivateRedis]:
     channel_layers.backends.clear()
 
 
-async def operator_interrupt(session_id) -> int:
-    response = await AsyncClient().post(f"/api/sessions/{session_id}/interrupt")
+async def operator_interrupt(operator_client, session_id) -> int:
+    response = await operator_client.post(f"/api/sessions/{session_id}/interrupt")
     return response.status_code
 
 
 async def test_a_redis_outage_spares_the_session_and_control_comes_back(
-    stream_factory, private_redis
+    stream_factory, private_redis, operator_client
 ):
     client = await stream_factory()
     await start_speaking(client)
-    assert await operator_interrupt(client.session.id) == 202
+    assert await operator_interrupt(operator_client, client.session.id) == 202
     assert (await collect_until(client, "barge_in"))[-1]["source"] == "operator"
 
     private_redis.stop()
@@ -95,7 +95,7 @@ async def test_a_redis_outage_spares_the_session_and_control_comes_back(
     await client.send(type="interrupt")
     assert (await collect_until(client, "barge_in"))[-1]["source"] == "interrupt"
     # Control from elsewhere cannot be delivered, and says so.
-    assert await operator_interrupt(client.session.id) == 503
+    assert await operator_interrupt(operator_client, client.session.id) == 503
 
     private_redis.start()
 
@@ -103,7 +103,9 @@ async def test_a_redis_outage_spares_the_session_and_control_comes_back(
     # it has re-joined (within its backoff), they arrive again.
     await start_speaking(client, text="and one more long story about the sea and the ships")
     deadline = time.monotonic() + 15
-    while await operator_interrupt(client.session.id) != 202 or not await _barged(client):
+    while await operator_interrupt(operator_client, client.session.id) != 202 or not await _barged(
+        client
+    ):
         assert time.monotonic() < deadline, "control did not come back after Redis returned"
         await asyncio.sleep(0.2)
     health = await AsyncClient().get("/health")

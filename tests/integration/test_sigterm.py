@@ -10,6 +10,7 @@ import time
 
 import aiohttp
 
+from tests.conftest import bearer
 from tests.integration.test_two_processes import open_session
 from tests.servers import migrate, running_daphne, running_daphne_process, server_env
 
@@ -38,7 +39,9 @@ async def test_sigterm_ends_live_sessions_and_keeps_what_was_said(tmp_path):
     with running_daphne(env, tmp_path / "after.log") as after:
         async with (
             aiohttp.ClientSession() as http,
-            http.get(f"{after}/api/sessions/{created['id']}") as response,
+            http.get(
+                f"{after}/api/sessions/{created['id']}", headers=bearer(created["token"])
+            ) as response,
         ):
             stored = await response.json()
     assert (stored["status"], stored["end_reason"]) == ("ended", "server_shutdown")

@@ -16,8 +16,8 @@ import aiohttp
 import psycopg
 import pytest
 
-from tests.conftest import require_service
-from tests.servers import migrate, running_daphne, server_env
+from tests.conftest import bearer, require_service
+from tests.servers import create_operator_token, migrate, running_daphne, server_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -26,7 +26,8 @@ ADMIN_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[str, str, str]]:
+def servers() -> Iterator[tuple[str, str, str, dict[str, str]]]:
+    """Two daphnes on one database and Redis; and an operator's Authorization header."""
     require_service("Redis", "127.0.0.1", 6379)
     require_service("PostgreSQL", "127.0.0.1", 5432)
     database = f"voice_two_processes_{uuid.uuid4().hex[:8]}"
@@ -41,12 +42,13 @@ def servers() -> Iterator[tuple[str, str, str]]:
     )
     try:
         migrate(env)
+        operator = bearer(create_operator_token(env))
         with (
             tempfile.TemporaryDirectory(prefix="two-processes-") as logs,
             running_daphne(env, Path(logs) / "a.log") as a,
             running_daphne(env, Path(logs) / "b.log") as b,
         ):
-            yield a, b, database
+            yield a, b, database, operator
     finally:
         with psycopg.connect(ADMIN_DB, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -80,7 +82,7 @@ class Stream:
 
 
 async def test_operator_on_b_interrupts_and_ends_a_session_held_by_a(servers):
-    a, b, _ = servers
+    a, b, _, operator = servers
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{b}/api/sessions", json={"agent": "echo"}) as response:
             created = await response.json()
@@ -93,7 +95,9 @@ async def test_operator_on_b_interrupts_and_ends_a_session_held_by_a(servers):
         for _ in range(10):
             assert isinstance(await stream.next(), bytes)
 
-        async with http.post(f"{b}/api/sessions/{created['id']}/interrupt") as response:
+        async with http.post(
+            f"{b}/api/sessions/{created['id']}/interrupt", headers=operator
+        ) as response:
             assert response.status == 202
         seen = await stream.until("barge_in")
         barge_in = seen[-1]
@@ -105,13 +109,13 @@ async def test_operator_on_b_interrupts_and_ends_a_session_held_by_a(servers):
         await stream.send(type="text", text="thanks", final=True)
         await stream.until("playback_completed")
 
-        async with http.post(f"{b}/api/sessions/{created['id']}/end") as response:
+        async with http.post(f"{b}/api/sessions/{created['id']}/end", headers=operator) as response:
             assert response.status == 200
         ended = await stream.until("session_ended")
         assert ended[-1]["reason"] == "operator_ended"
         assert await stream.next() is None, "A closes the socket"
 
-        async with http.get(f"{b}/api/sessions/{created['id']}") as response:
+        async with http.get(f"{b}/api/sessions/{created['id']}", headers=operator) as response:
             stored = await response.json()
     assert (stored["status"], stored["end_reason"]) == ("ended", "operator_ended")
     assert [(u["role"], u["interrupted"]) for u in stored["utterances"]] == [
@@ -143,7 +147,7 @@ def drop_connections(database: str) -> None:
 
 
 async def test_writes_ride_out_a_dropped_database_connection(servers):
-    a, _, database = servers
+    a, _, database, _ = servers
     async with aiohttp.ClientSession() as http:
         created, stream = await open_session(http, a)
         await stream.send(type="text", text="before", final=True)
@@ -154,14 +158,16 @@ async def test_writes_ride_out_a_dropped_database_connection(servers):
         seen = await stream.until("playback_completed")
         assert not [e for e in seen if isinstance(e, dict) and e["type"] == "error"]
 
-        async with http.get(f"{a}/api/sessions/{created['id']}") as response:
+        async with http.get(
+            f"{a}/api/sessions/{created['id']}", headers=bearer(created["token"])
+        ) as response:
             stored = await response.json()
     texts = [u["text"] for u in stored["utterances"]]
     assert texts == ["before", "You said: before", "after", "You said: after"]
 
 
 async def test_a_longer_database_outage_tells_the_caller_what_was_not_stored(servers):
-    a, _, database = servers
+    a, _, database, _ = servers
     async with aiohttp.ClientSession() as http:
         created, stream = await open_session(http, a)
         with psycopg.connect(ADMIN_DB, autocommit=True) as admin:
@@ -185,6 +191,8 @@ async def test_a_longer_database_outage_tells_the_caller_what_was_not_stored(ser
         final = next(e for e in seen if isinstance(e, dict) and e["type"] == "transcript_final")
         assert final["utterance_seq"] == 1
 
-        async with http.get(f"{a}/api/sessions/{created['id']}") as response:
+        async with http.get(
+            f"{a}/api/sessions/{created['id']}", headers=bearer(created["token"])
+        ) as response:
             stored = await response.json()
     assert [u["text"] for u in stored["utterances"]] == ["said again", "You said: said again"]

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from django.test import AsyncClient
 
 from agents_app.models import Task
 from agents_app.speech.audio import resample
@@ -131,10 +130,10 @@ async def test_non_final_text_stops_playback(stream, silent_voice):
     await assert_cut(client, barge_in, "text")
 
 
-async def test_operator_endpoint_stops_playback(stream, silent_voice):
+async def test_operator_endpoint_stops_playback(stream, silent_voice, operator_client):
     client = await stream()
     await start_speaking(client)
-    response = await AsyncClient().post(f"/api/sessions/{client.session.id}/interrupt")
+    response = await operator_client.post(f"/api/sessions/{client.session.id}/interrupt")
     assert response.status_code == 202
     await assert_cut(client, await client.receive(), "operator")
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from sessions_app.tokens import TokenRefused, check_token, issue_token
+from sessions_app.tokens import TokenRefused, check_token, issue_token, session_of_token
 
 
 def test_token_opens_its_own_session():
@@ -40,3 +40,13 @@ def test_tampered_token_is_refused():
     token = issue_token(session_id)
     with pytest.raises(TokenRefused, match="invalid"):
         check_token(token[:-2] + ("A" if token[-1] != "A" else "B") + token[-1], session_id)
+
+
+def test_a_token_names_its_session_for_as_long_as_it_is_asked_to(monkeypatch):
+    session_id = uuid.uuid4()
+    token = issue_token(session_id)
+    an_hour_later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: an_hour_later)
+    assert session_of_token(token, max_age_s=86400) == session_id
+    with pytest.raises(TokenRefused, match="expired"):
+        session_of_token(token, max_age_s=900)

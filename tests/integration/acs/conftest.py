@@ -15,11 +15,12 @@ from typing import Any
 
 import aiohttp.connector
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from sessions_app.contracts import validator
 from sessions_app.models import Session
-from tests.conftest import make_session
+from tests.conftest import make_session, operator_token
 from tests.fakes import acs_events
 from tests.fakes.acs_server import FakeAcsServer, TlsMaterial, make_tls_material
 from tests.fakes.acs_tokens import AcsSigner, JwksServer
@@ -144,18 +145,25 @@ def pcm_of(frame: dict[str, Any]) -> bytes:
 
 
 class Watcher:
-    """Follows a session's events on /ws/sessions/<id>/watch/, as the dashboard does; every
-    event is checked against the contract and for seq gaps."""
+    """Follows a session's events on /ws/sessions/<id>/watch/, as the dashboard does, as an
+    operator (with an API token); every event is checked against the contract and for seq
+    gaps."""
 
     def __init__(self, session_id: uuid.UUID) -> None:
-        self.communicator = WebsocketCommunicator(
-            application,
-            f"/ws/sessions/{session_id}/watch/",
-            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
-        )
+        self.session_id = session_id
         self.events: list[dict[str, Any]] = []
 
     async def connect(self) -> None:
+        token = await sync_to_async(operator_token)()
+        self.communicator = WebsocketCommunicator(
+            application,
+            f"/ws/sessions/{self.session_id}/watch/",
+            headers=[
+                (b"origin", b"http://localhost"),
+                (b"host", b"localhost"),
+                (b"authorization", f"Bearer {token}".encode()),
+            ],
+        )
         connected, _ = await self.communicator.connect()
         assert connected
 

@@ -449,7 +449,7 @@ async def test_an_event_outside_the_namespace_refuses_the_batch(
 
 
 async def test_the_session_detail_of_a_phone_session_lists_its_call_events(
-    async_client, phone_session, acs_token
+    async_client, operator_client, phone_session, acs_token
 ):
     batch = [
         cloud_event("CallConnected", phone_session),
@@ -461,7 +461,7 @@ async def test_the_session_detail_of_a_phone_session_lists_its_call_events(
     ]
     await post_callbacks(async_client, phone_session.id, batch, acs_token())
 
-    response = await async_client.get(f"/api/sessions/{phone_session.id}")
+    response = await operator_client.get(f"/api/sessions/{phone_session.id}")
 
     assert response.status_code == 200, response.content
     detail = response.json()
@@ -479,10 +479,10 @@ async def test_the_session_detail_of_a_phone_session_lists_its_call_events(
     ] == [("CallConnected", None, None, ""), ("MediaStreamingFailed", 400, 8581, "not reachable")]
 
 
-async def test_a_web_session_detail_has_no_call_events(async_client, acs_settings):
+async def test_a_web_session_detail_has_no_call_events(operator_client, acs_settings):
     web = await make_session("echo")
 
-    detail = (await async_client.get(f"/api/sessions/{web.id}")).json()
+    detail = (await operator_client.get(f"/api/sessions/{web.id}")).json()
 
     validator("session").validate(detail)
     assert "call_events" not in detail

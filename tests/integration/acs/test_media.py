@@ -11,7 +11,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from django.test import AsyncClient
 
 from agents_app.models import Agent
 from sessions_app.models import Session, Utterance
@@ -384,9 +383,9 @@ async def test_a_binary_frame_is_dropped(call):
 # --- the session ends ------------------------------------------------------------------------
 
 
-async def test_operator_end_hangs_up_the_call(call, fake_acs):
+async def test_operator_end_hangs_up_the_call(call, fake_acs, operator_client):
     media = await call()
-    response = await AsyncClient().post(f"/api/sessions/{media.session.id}/end")
+    response = await operator_client.post(f"/api/sessions/{media.session.id}/end")
     assert response.status_code == 200
 
     closed = await media.communicator.receive_output(timeout=3)
@@ -404,14 +403,14 @@ async def test_operator_end_hangs_up_the_call(call, fake_acs):
 
 
 async def test_operator_end_hangs_up_a_call_whose_media_never_connected(
-    acs_settings, configured_layer, fake_acs
+    acs_settings, configured_layer, fake_acs, operator_client
 ):
     from tests.conftest import make_session
 
     phone = await make_phone_session()
     web = await make_session()
     for session in (phone, web):
-        response = await AsyncClient().post(f"/api/sessions/{session.id}/end")
+        response = await operator_client.post(f"/api/sessions/{session.id}/end")
         assert response.status_code == 200
     (hang_up,) = fake_acs.requests_to(":terminate")
     assert phone.call_connection_id in hang_up.path
@@ -432,13 +431,13 @@ async def test_watching_needs_a_live_session(configured_layer, ended, code):
     assert (closed["type"], closed["code"]) == ("websocket.close", code)
 
 
-async def test_operator_interrupt_sends_stop_audio(call, settings, gated_agent):
+async def test_operator_interrupt_sends_stop_audio(call, settings, gated_agent, operator_client):
     settings.TTS_ENGINE = "silent"
     media = await call("gated")
     await media.send_transcription("tell me everything", "Final")
     await audio_frames(media, 5)
 
-    response = await AsyncClient().post(f"/api/sessions/{media.session.id}/interrupt")
+    response = await operator_client.post(f"/api/sessions/{media.session.id}/interrupt")
     assert response.status_code == 202
     await until_stop_audio(media)
     barge_in = (await media.watcher.receive_until("barge_in"))[-1]

@@ -16,9 +16,10 @@ from typing import Any
 
 import aiohttp
 
+from tests.conftest import bearer
 from tests.fakes.acs_events import CALLER, audio_metadata, callback_event, dtmf, incoming_call
 from tests.integration.acs.conftest import AUDIENCE, SECRET
-from tests.servers import migrate, running_daphne, server_env
+from tests.servers import create_operator_token, migrate, running_daphne, server_env
 
 
 async def test_a_phone_call_is_answered_heard_and_interruptible(
@@ -39,6 +40,7 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
         REQUESTS_CA_BUNDLE=str(tls_material.ca_path),
     )
     migrate(env)
+    operator = bearer(create_operator_token(env))
     signed = {"Authorization": f"Bearer {acs_signer.token(AUDIENCE)}"}
     with running_daphne(env, tmp_path / "daphne.log") as url:
         async with aiohttp.ClientSession() as http:
@@ -98,7 +100,7 @@ async def test_a_phone_call_is_answered_heard_and_interruptible(
                     closing = await asyncio.wait_for(media.receive(), 5)
                 assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
-            async with http.get(f"{url}/api/sessions/{session_id}") as response:
+            async with http.get(f"{url}/api/sessions/{session_id}", headers=operator) as response:
                 stored = await response.json()
     assert (stored["channel"], stored["status"]) == ("acs", "ended")
     assert stored["end_reason"] == "call_disconnected"
