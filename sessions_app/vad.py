@@ -156,6 +156,21 @@ class SpeechStopped:
 
 
 @dataclass(frozen=True)
+class SpeechSuspected:
+    """The first voiced evidence since `offset_ms`: not yet speech, but it may become so."""
+
+    offset_ms: int
+
+
+@dataclass(frozen=True)
+class SpeechDismissed:
+    """The voiced run reported as `SpeechSuspected` died before it lasted long enough to be
+    speech (a cough, a click, a door): a false alarm, over at `offset_ms`."""
+
+    offset_ms: int
+
+
+@dataclass(frozen=True)
 class SpeechPaused:
     """The caller has been quiet for the detector's `pause_ms` since `offset_ms` (the end of
     their last voiced frame) without the utterance ending yet: they may have finished."""
@@ -170,7 +185,9 @@ class SpeechResumed:
     offset_ms: int
 
 
-SpeechEvent = SpeechStarted | SpeechStopped | SpeechPaused | SpeechResumed
+SpeechEvent = (
+    SpeechSuspected | SpeechDismissed | SpeechStarted | SpeechStopped | SpeechPaused | SpeechResumed
+)
 
 
 def _ms(samples: int) -> int:
@@ -185,7 +202,10 @@ class SpeechDetector:
     row (a brief dip), and is dropped at the next one. Speech stops after `hangover_ms` of
     unvoiced frames in a row. With `pause_ms` (shorter than the hangover), a shorter silence
     inside speech is reported as `SpeechPaused`, and voice after it as `SpeechResumed`, so work
-    that depends on the caller having finished can start before the hangover runs out.
+    that depends on the caller having finished can start before the hangover runs out. With
+    `onset_ms` (shorter than `min_speech_ms`), a voiced run that long is reported early as
+    `SpeechSuspected`, and as `SpeechDismissed` if it dies before it is speech, so a reply can
+    fall silent at the first sign of the caller and resume on a false alarm.
     Stream time is counted in samples, so chunking never shifts an offset; offsets are whole
     milliseconds since the stream (or the last `reset`) began.
     """
@@ -199,6 +219,7 @@ class SpeechDetector:
         min_speech_ms: int | None = None,
         hangover_ms: int | None = None,
         pause_ms: int | None = None,
+        onset_ms: int | None = None,
     ) -> None:
         self.vad = vad
         self.threshold = settings.VAD_THRESHOLD if threshold is None else threshold
@@ -211,6 +232,9 @@ class SpeechDetector:
         if pause_ms is not None and not 0 < pause_ms < hangover_ms:
             raise ValueError("pause_ms must be positive and shorter than hangover_ms")
         self._pause = None if pause_ms is None else pause_ms * SAMPLE_RATE // 1000
+        if onset_ms is not None and not 0 < onset_ms < min_speech_ms:
+            raise ValueError("onset_ms must be positive and shorter than min_speech_ms")
+        self._onset = None if onset_ms is None else onset_ms * SAMPLE_RATE // 1000
         self._frame_bytes = vad.frame_samples * SAMPLE_BYTES
         self._clear()
 
@@ -221,6 +245,7 @@ class SpeechDetector:
         self._run_start: int | None = None  # first voiced sample of the current run
         self._run_voiced = 0  # voiced samples in the run before speech is confirmed
         self._run_gap = 0  # unvoiced frames in a row inside the run
+        self._run_suspected = False  # the run was reported as SpeechSuspected
         self._speech_start = 0  # first voiced sample of the confirmed speech
         self._voiced_end = 0  # end of the last voiced frame
         self._paused = False
@@ -253,9 +278,9 @@ class SpeechDetector:
         """End of stream: close open speech. A partial frame left over counts as time only."""
         self._position += len(self._pending) // SAMPLE_BYTES
         self._pending.clear()
-        self._run_start = None
+        suspected, self._run_start = self._run_start is not None and self._run_suspected, None
         if not self._speaking:
-            return []
+            return [SpeechDismissed(_ms(self._voiced_end))] if suspected else []
         return [self._stop()]
 
     def reset(self) -> None:
@@ -282,7 +307,7 @@ class SpeechDetector:
             return None
         if voiced:
             if self._run_start is None:
-                self._run_start, self._run_voiced = start, 0
+                self._run_start, self._run_voiced, self._run_suspected = start, 0, False
             self._run_voiced += self.vad.frame_samples
             self._run_gap = 0
             self._voiced_end = self._position
@@ -290,11 +315,22 @@ class SpeechDetector:
                 self._speaking, self._speech_start = True, self._run_start
                 self._run_start = None
                 return SpeechStarted(_ms(self._speech_start))
+            if self._onset is not None and not self._run_suspected:
+                if self._run_voiced >= self._onset:
+                    self._run_suspected = True
+                    return SpeechSuspected(_ms(self._run_start))
         elif self._run_start is not None:
             self._run_gap += 1
             if self._run_gap > self.onset_gap_frames:
                 self._run_start = None
+                if self._run_suspected:
+                    return SpeechDismissed(_ms(self._voiced_end))
         return None
+
+    def end_speech(self) -> list[SpeechEvent]:
+        """End the speech now (something wiser than the hangover decided the caller is done):
+        `SpeechStopped` at the end of its last voiced frame; nothing if none is going on."""
+        return [self._stop()] if self._speaking else []
 
     def _stop(self) -> SpeechStopped:
         self._speaking = self._paused = False

@@ -13,10 +13,12 @@ from sessions_app.vad import (
     SileroVad,
     SpeechDetector,
     SpeechEvent,
+    SpeechDismissed,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
     SpeechStopped,
+    SpeechSuspected,
     VoiceActivityDetector,
     WebRtcVad,
     build_vad,
@@ -453,3 +455,34 @@ def test_a_silence_shorter_than_the_pause_reports_nothing_and_without_pause_ms_n
 def test_a_pause_must_come_before_the_hangover():
     with pytest.raises(ValueError):
         exact(pause_ms=300)
+
+
+def test_first_voiced_evidence_is_reported_before_it_is_speech():
+    clip = silence(100) + tone(300) + silence(400)
+    assert run(exact(onset_ms=60), clip) == [
+        SpeechSuspected(100),
+        SpeechStarted(100),
+        SpeechStopped(400, 300),
+    ]
+
+
+def test_evidence_that_dies_before_it_is_speech_is_dismissed():
+    clip = silence(100) + tone(120) + silence(400) + tone(50) + silence(100)
+    assert run(exact(onset_ms=60), clip) == [SpeechSuspected(100), SpeechDismissed(220)]
+    assert run(exact(), clip) == []
+
+
+def test_end_speech_stops_at_the_last_voiced_frame_and_is_idle_otherwise():
+    detector = exact()
+    assert detector.process(tone(300) + silence(100)) == [SpeechStarted(0)]
+    assert detector.end_speech() == [SpeechStopped(300, 300)]
+    assert detector.end_speech() == []
+    assert run(detector, silence(100) + tone(250) + silence(400)) == [
+        SpeechStarted(500),
+        SpeechStopped(750, 250),
+    ]
+
+
+def test_the_onset_must_come_before_min_speech():
+    with pytest.raises(ValueError):
+        exact(onset_ms=200)
