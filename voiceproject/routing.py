@@ -4,13 +4,19 @@ Browser sockets must come from an allowed origin. ACS's media socket is opened b
 which sends no Origin header: it is authenticated by ACS's signed token instead.
 """
 
-from django.urls import path
+from django.urls import path, re_path
 
-from sessions_app.consumers import AcsMediaConsumer, StreamConsumer, WatchConsumer
+from sessions_app.consumers import (
+    AcsMediaConsumer,
+    StreamConsumer,
+    UnroutedConsumer,
+    WatchConsumer,
+)
 
 browser_websocket_urlpatterns = [
     path("ws/sessions/<uuid:session_id>/", StreamConsumer.as_asgi()),
     path("ws/sessions/<uuid:session_id>/watch/", WatchConsumer.as_asgi()),
+    re_path(r"", UnroutedConsumer.as_asgi()),  # anything else: closed with 4404
 ]
 
 acs_websocket_urlpatterns = [
