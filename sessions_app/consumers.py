@@ -40,7 +40,6 @@ from sessions_app.acs.tokens import AcsTokenRefused, verify_acs_request
 from sessions_app.control import LAYER_OUTAGES, ControlReceiver, publish_to_watchers
 from sessions_app.events import ErrorCode, Event, EventStream
 from sessions_app.models import Session, group_name, watch_group_name
-from sessions_app.outbound import OutboundBacklog
 from sessions_app.pipeline.turns import AlreadyConnected, Conversation, SessionClosed
 from sessions_app.protocol import (
     ConfigMessage,
@@ -52,6 +51,7 @@ from sessions_app.protocol import (
     parse_client_message,
 )
 from sessions_app.tokens import TokenRefused, check_token
+from sessions_app.transport import DaphneTransport
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     disconnect_reason = "client_disconnected"
     events_outlive_socket = False  # whether session_ended still reaches someone after close
     socket_closed = False
-    backlog: OutboundBacklog | None = None
+    transport: DaphneTransport | None = None
     _ending: asyncio.Task[bool] | None = None
 
     @property
@@ -94,7 +94,9 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         SIGTERM) ends the live session with reason `server_shutdown` before it goes; a
         consumer that fails for any reason ends it as `connection_lost`. Either way the
         session leaves this process's registry."""
-        self.backlog = OutboundBacklog.of(send)
+        self.transport = DaphneTransport.of(send)
+        if self.transport is not None:
+            self.transport.close_oversized_frames_cleanly()
         try:
             await super().__call__(scope, receive, self._send_while_open(send))
         except asyncio.CancelledError:
@@ -151,7 +153,8 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     def client_is_not_reading(self) -> bool:
         """Whether the client left more unread than OUTBOUND_BACKLOG_MAX_BYTES; if so its
         session is ending (`client_not_reading`, close 4408) and nothing more is queued."""
-        if self.backlog is None or self.backlog.unsent() <= settings.OUTBOUND_BACKLOG_MAX_BYTES:
+        unsent = 0 if self.transport is None else self.transport.unsent()
+        if unsent <= settings.OUTBOUND_BACKLOG_MAX_BYTES:
             return self._ending is not None
         logger.warning("session %s: the client is not reading", self.session_id)
         self.end_soon("client_not_reading", CLOSE_NOT_READING)
