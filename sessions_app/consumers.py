@@ -37,7 +37,7 @@ from sessions_app.acs.media import (
     parse_media_message,
 )
 from sessions_app.acs.tokens import AcsTokenRefused, verify_acs_request
-from sessions_app.control import LAYER_OUTAGES, ControlReceiver, publish_to_watchers
+from sessions_app.control import LAYER_OUTAGES, ControlReceiver, WatcherFeed
 from sessions_app.events import ErrorCode, Event, EventStream
 from sessions_app.models import Session, group_name, watch_group_name
 from sessions_app.pipeline.turns import AlreadyConnected, Conversation, SessionClosed
@@ -277,8 +277,16 @@ class AcsMediaConsumer(LiveSessionConsumer):
 
     disconnect_reason = "media_disconnected"
     events_outlive_socket = True
+    feed: WatcherFeed | None = None
     transcribed_by_acs = False  # set by the first TranscriptionData: local STT then stops
     silent_frame = b""
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.feed is not None:
+                await self.feed.aclose()  # session_ended still reaches the watchers
 
     def skips_database_hop(self, message: dict) -> bool:
         # Every ACS frame is JSON text, mostly audio (50 a second); keys and transcripts
@@ -288,7 +296,7 @@ class AcsMediaConsumer(LiveSessionConsumer):
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         self.events = EventStream(self.session_id)
-        self._publishing = asyncio.Lock()
+        self.feed = WatcherFeed(self.session_id)
         await self.accept()
         if missing := missing_settings():
             await self.refuse(not_configured_message(missing), CLOSE_UNAVAILABLE)
@@ -332,10 +340,7 @@ class AcsMediaConsumer(LiveSessionConsumer):
         if body["type"] == "barge_in":
             # Playback has already stopped here; StopAudio drops what ACS still holds.
             await self.send(text_data=STOP_AUDIO_FRAME)
-        # The reply's task and this consumer's both send events; over Redis a publish takes
-        # a round trip, so without the lock a later seq could overtake an earlier one.
-        async with self._publishing:
-            await publish_to_watchers(self.session_id, self.events.stamp(body))
+        self.feed.publish(self.events.stamp(body))
 
     async def send_audio(self, frame: bytes) -> None:
         if not self.client_is_not_reading():
