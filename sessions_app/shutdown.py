@@ -43,10 +43,6 @@ def live_session_ids() -> list[uuid.UUID]:
     return [session.session_id for session in _live]
 
 
-def live_count() -> int:
-    return len(_live)
-
-
 def at_capacity() -> bool:
     """Whether this process already holds MAX_LIVE_SESSIONS: a new one would degrade all."""
     return len(_live) >= settings.MAX_LIVE_SESSIONS
