@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected
@@ -55,6 +56,7 @@ from sessions_app.transport import DaphneTransport
 
 logger = logging.getLogger(__name__)
 
+Send = Callable[[dict], Awaitable[None]]
 AT_CAPACITY_MESSAGE = "this server holds all the live sessions it can; try again shortly"
 
 CLOSE_UNAUTHORIZED = 4401
@@ -107,8 +109,10 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             await self._end_after_failure()
         finally:
             shutdown.untrack(self)
+            if self._ending is not None:
+                await asyncio.wait([self._ending])
 
-    def _send_while_open(self, send):
+    def _send_while_open(self, send: Send) -> Send:
         """The one place sends after close are dropped: a reply's task or a late event may
         still try once the socket has gone, and that is no error."""
 
@@ -127,9 +131,11 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             if not await self.end_session("connection_lost", close_code=CLOSE_INTERNAL_ERROR):
                 await self.close(code=CLOSE_INTERNAL_ERROR)
         except Exception:
-            logger.exception("session %s: ending after a failure failed", self.session_id)
-            with contextlib.suppress(Exception):
-                await store.end_session(self.session_id, "connection_lost")
+            session_id = getattr(self, "session_id", None)
+            logger.exception("session %s: ending after a failure failed", session_id)
+            if session_id is not None:
+                with contextlib.suppress(Exception):
+                    await store.end_session(session_id, "connection_lost")
 
     def skips_database_hop(self, message: dict) -> bool:
         """Whether a received frame may skip channels' database hop (see dispatch)."""

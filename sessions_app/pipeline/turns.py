@@ -43,9 +43,9 @@ from sessions_app.vad import SpeechDetector, build_vad
 logger = logging.getLogger(__name__)
 
 EventSender = Callable[[Event], Awaitable[None]]
+AudioSender = Callable[[bytes], Awaitable[None]]
 # Recognition may fall this far behind the audio budget before audio is dropped.
 RECOGNITION_SLACK_MS = 1000
-AudioSender = Callable[[bytes], Awaitable[None]]
 
 
 class SessionClosed(Exception):
