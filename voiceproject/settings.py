@@ -103,6 +103,17 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers queue up instead of failing with "database is locked": WAL lets
+    # readers run beside the writer, IMMEDIATE takes the write lock when a transaction
+    # begins (no deadlocked upgrade), and a busy writer is waited for up to `timeout` s.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_float("SQLITE_BUSY_TIMEOUT_S", 20.0),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -224,3 +235,19 @@ GRACEFUL_SHUTDOWN = env_bool("GRACEFUL_SHUTDOWN", True)
 STORAGE_RETRY_DEADLINE_S = env_float("STORAGE_RETRY_DEADLINE_S", 5.0)
 WS_MAX_TEXT_BYTES = env_int("WS_MAX_TEXT_BYTES", 16 * 1024)
 MAX_UTTERANCE_CHARS = env_int("MAX_UTTERANCE_CHARS", 4000)
+# daphne drops the TCP connection of a frame over its limit, with no close code: ours
+# (WS_MAX_TEXT_BYTES, AUDIO_MAX_FRAME_MS) answer first. runserver reads this; daphne's CLI
+# takes --websocket_max_message_size.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 1024 * 1024
+
+# Bounds per session and per process (README "Limits").
+# Caller audio may run this far ahead of real time (since its first frame); beyond, dropped.
+AUDIO_AHEAD_BUDGET_MS = env_int("AUDIO_AHEAD_BUDGET_MS", 2000)
+# Bytes a client may leave unread on its socket before its session ends (client_not_reading).
+OUTBOUND_BACKLOG_MAX_BYTES = env_int("OUTBOUND_BACKLOG_MAX_BYTES", 1024 * 1024)
+# Live sessions one process holds; more are refused with at_capacity.
+MAX_LIVE_SESSIONS = env_int("MAX_LIVE_SESSIONS", 50)
+# Each process refreshes its sessions' heartbeat this often, and ends those of a process
+# that missed LIVENESS_MISSED_BEATS of them (server_lost) or never connected (never_connected).
+LIVENESS_INTERVAL_S = env_float("LIVENESS_INTERVAL_S", 30.0)
+LIVENESS_MISSED_BEATS = env_int("LIVENESS_MISSED_BEATS", 3)
