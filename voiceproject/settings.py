@@ -123,7 +123,7 @@ AGENT_STRATEGY = os.environ.get("AGENT_STRATEGY", "echo")
 
 # Speech: engines (see README), voice detection, playback.
 STT_ENGINE = os.environ.get("STT_ENGINE", "pocketsphinx")  # pocketsphinx | openai | none
-TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")  # espeak | openai | silent | none
+TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")  # espeak | piper | openai | silent | none
 TTS_VOICE = os.environ.get("TTS_VOICE", "")  # blank: the engine's default voice
 TTS_RATE_WPM = env_int("TTS_RATE_WPM", 175)
 VAD_ENGINE = os.environ.get("VAD_ENGINE", "hybrid")  # hybrid | silero | webrtc
