@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from agents_app.errors import ProviderRejected
+from agents_app.errors import ProviderRejected, ProviderUnavailable
 from agents_app.speech.tts import espeak, piper
 from agents_app.speech.tts.base import SpeechClip, SpeechSynthesizer
 from agents_app.speech.tts.espeak import EspeakSynthesizer
@@ -213,6 +213,18 @@ class TestPiperSynthesizer(SynthesizerContract):
             await PiperSynthesizer(voice="en_GB-nobody").synthesize(SHORT)
 
         assert caught.value.code == "tts_rejected"
+
+    async def test_a_voice_that_fails_to_load_is_reported_as_unavailable(self, monkeypatch):
+        def broken(name: str) -> object:
+            raise OSError(f"no such file: {name}.onnx")
+
+        monkeypatch.setattr(piper, "_voices", {})
+        monkeypatch.setattr(piper, "load_voice", broken)
+
+        with pytest.raises(ProviderUnavailable, match="could not load voice") as caught:
+            await PiperSynthesizer().synthesize(SHORT)
+
+        assert caught.value.code == "tts_unavailable"
 
     async def test_every_session_shares_one_loaded_voice(self, monkeypatch):
         loads = []

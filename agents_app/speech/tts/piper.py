@@ -25,7 +25,7 @@ from piper.config import PiperConfig
 from piper.patch_voice_with_alignment import add_alignment_output
 from piper.voice import AudioChunk, PiperVoice
 
-from agents_app.errors import ProviderRejected
+from agents_app.errors import ProviderRejected, ProviderUnavailable
 from agents_app.speech.tts.base import SpeechClip, WordMark
 from agents_app.speech.tts.word_marks import aligned_word_marks, estimated_word_marks, text_words
 
@@ -75,9 +75,15 @@ _loading = threading.Lock()
 
 def shared_voice(name: str) -> PiperVoice:
     """The process's one loaded copy of a voice, loaded on first use."""
+    voice_files(name)  # an unknown voice is the caller's mistake, not an outage
     with _loading:
         if name not in _voices:
-            _voices[name] = load_voice(name)
+            try:
+                _voices[name] = load_voice(name)
+            except Exception as exc:  # a missing or broken model file, whatever raised it
+                raise ProviderUnavailable(
+                    f"piper could not load voice {name!r}: {exc}", role="tts"
+                ) from exc
         return _voices[name]
 
 
