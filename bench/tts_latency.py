@@ -1,7 +1,7 @@
 """Offline speech engines: how soon a sentence's first audio is ready, and what it costs.
 
 In this process, no server: each engine (espeak; piper with one and two onnxruntime threads)
-speaks the same 20 two-sentence agent replies, whose first sentences run 5 to 20 words. The
+speaks the same 20 two-sentence agent replies, whose first sentences run 7 to 17 words. The
 engines take turns sentence by sentence, so a busy moment on the machine hits all of them.
 Reported per engine:
 
@@ -48,7 +48,7 @@ REPLIES = [
         "The branch on Main Street opens at nine and closes at five on weekdays. "
         "It is closed on Sundays."
     ),
-    "Sure. Let me look that up for you.",
+    "Sure thing, let me look that up for you right now. It takes a moment.",
     (
         "Your next statement is due on the twelfth, and you can pay it online or by phone. "
         "Shall I text you the link?"

