@@ -176,7 +176,8 @@ STT_QUEUE_LIMIT = env_int("STT_QUEUE_LIMIT", 64)
 STT_PARTIAL_INTERVAL_MS = env_int("STT_PARTIAL_INTERVAL_MS", 500)
 # Start the final when the caller pauses (VAD_PAUSE_MS), not when the turn ends.
 STT_SPECULATIVE_FINAL = env_bool("STT_SPECULATIVE_FINAL", True)
-TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")  # espeak | openai | silent | none
+# piper: a neural voice (first audio ~0.1 s after a clause is ready); espeak: robotic, instant.
+TTS_ENGINE = os.environ.get("TTS_ENGINE", "piper")  # piper | espeak | openai | silent | none
 TTS_VOICE = os.environ.get("TTS_VOICE", "")  # blank: the engine's default voice
 TTS_RATE_WPM = env_int("TTS_RATE_WPM", 175)
 VAD_ENGINE = os.environ.get("VAD_ENGINE", "hybrid")  # hybrid | silero | webrtc

@@ -26,19 +26,37 @@ AudioSender = Callable[[bytes], Awaitable[None]]
 EventSender = Callable[[Event], Awaitable[None]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CLAUSE_END = re.compile(r"(?<=[,;])\s+")  # not ":", which introduces what follows
 # A clause this long is spoken without waiting for its full stop.
 MAX_SENTENCE_CHARS = 160
+# A reply's first clause of at least this many words is spoken alone, without waiting for the
+# rest of its sentence: a short first synthesis makes the first audio come sooner (piper takes
+# ~60 ms a second of speech; bench/tts_latency.py). A lone "Okay," waits for more.
+FIRST_CLAUSE_WORDS = 2
+
+
+def first_clause(sentence: str) -> tuple[str, str] | None:
+    """The sentence cut after its first clause of FIRST_CLAUSE_WORDS words or more, if any."""
+    for end in _CLAUSE_END.finditer(sentence):
+        head = sentence[: end.start()]
+        if len(head.split()) >= FIRST_CLAUSE_WORDS:
+            return head, sentence[end.end() :]
+    return None
 
 
 class SentenceSplitter:
-    """Cuts streamed text into sentences as soon as each is complete."""
+    """Cuts streamed text into sentences as soon as each is complete; with
+    `early_first_clause`, the reply's first clause comes alone, as soon as it is complete."""
 
-    def __init__(self) -> None:
+    def __init__(self, early_first_clause: bool = True) -> None:
         self._pending = ""
+        self._opening = early_first_clause  # the reply's first clause may still be cut off
 
     def feed(self, text: str) -> list[str]:
         parts = _SENTENCE_END.split(self._pending + text)
         self._pending = parts.pop()
+        if self._opening:
+            parts = self._cut_first_clause(parts)
         if len(self._pending) > MAX_SENTENCE_CHARS and " " in self._pending:
             head, self._pending = self._pending.rsplit(" ", 1)
             parts.append(head)
@@ -47,6 +65,20 @@ class SentenceSplitter:
     def flush(self) -> list[str]:
         rest, self._pending = self._pending.strip(), ""
         return [rest] if rest else []
+
+    def _cut_first_clause(self, sentences: list[str]) -> list[str]:
+        """The first clause comes off the first complete sentence or, while none is, off the
+        sentence still arriving; after the first sentence no clause is cut."""
+        if sentences:
+            self._opening = False
+            cut = first_clause(sentences[0])
+            return [*cut, *sentences[1:]] if cut else sentences
+        cut = first_clause(self._pending)
+        if cut is None:
+            return sentences
+        self._opening = False
+        clause, self._pending = cut
+        return [clause]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Agent speech: replies are spoken in paced frames, and every barge-in trigger silences them.
 
 The `silent` engine speaks silence at a fixed 300 ms a word, so timings are known; espeak
-proves the frames carry the real synthesised audio.
+proves the frames carry the real synthesised audio, and piper that its 22.05 kHz voice plays.
 """
 
 from __future__ import annotations
@@ -100,6 +100,20 @@ async def test_reply_is_spoken_in_frames_matching_the_synthesised_audio(stream, 
     assert completed["played_ms"] == round(len(spoken) / 16)
     agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")
     assert (agent.text, agent.interrupted) == ("You said: hello there", False)
+
+
+async def test_piper_speech_is_played_at_the_session_rate_and_cut_at_a_word(stream, settings):
+    settings.TTS_ENGINE = "piper"
+    client = await stream()
+    await start_speaking(client)
+
+    await client.send(type="interrupt")
+
+    await assert_cut(client, await client.receive(), "interrupt")
+    started = next(e for e in client.events if e["type"] == "playback_started")
+    assert started["sample_rate"] == 16000
+    spoken = np.frombuffer(b"".join(client.audio), dtype=np.int16).astype(float)
+    assert np.sqrt((spoken**2).mean()) > 300  # a voice, not silence
 
 
 async def test_first_sentence_plays_before_the_reply_is_complete(stream, gated_agent, silent_voice):
