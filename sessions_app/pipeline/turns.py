@@ -108,7 +108,7 @@ class AgentTurn:
         if self.playback is None:
             return 0, "".join(self._sent)
         played_ms = self.playback.stop()
-        return played_ms, self.playback.heard_text(played_ms)
+        return played_ms, self.playback.heard_text()
 
 
 class Conversation:
