@@ -85,6 +85,14 @@ class SessionStore:
                 self._next_seq = seq  # no gap for a write that never happened
             raise
 
+    async def extend_utterance(self, utterance: Utterance, text: str, end_ms: int | None) -> None:
+        """The caller went on with an utterance already stored: it now reads `text`."""
+        utterance.text, utterance.end_ms = text, end_ms
+        await durably(
+            f"user utterance #{utterance.seq}",
+            lambda: Utterance.objects.filter(pk=utterance.pk).aupdate(text=text, end_ms=end_ms),
+        )
+
     async def count(self, counter: str) -> None:
         """Bump `turn_count`, `barge_in_count` or `error_count` without a read (best effort)."""
         # A counter is a statistic; the rows it counts are what must not be lost.
