@@ -175,6 +175,9 @@ VAD_MIN_SPEECH_MS = env_int("VAD_MIN_SPEECH_MS", 200)
 VAD_HANGOVER_MS = env_int("VAD_HANGOVER_MS", 600)
 # A silence this long inside speech is a pause: the speculative final starts then.
 VAD_PAUSE_MS = env_int("VAD_PAUSE_MS", 200)
+# End of turn: a model asked whether the caller has finished (README "End of turn model").
+TURN_MODEL = os.environ.get("TURN_MODEL", "smart_turn")  # smart_turn | none
+TURN_MODEL_THRESHOLD = env_float("TURN_MODEL_THRESHOLD", 0.5)
 PLAYBACK_FRAME_MS = 20
 PLAYBACK_LEAD_MS = env_int("PLAYBACK_LEAD_MS", 80)
 AUDIO_MAX_FRAME_MS = 1000
