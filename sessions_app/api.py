@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import math
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,14 +21,15 @@ from django.views.decorators.csrf import csrf_exempt
 
 from agents_app.models import Agent, Task
 from agents_app.serializers import agent_json, task_json
-from sessions_app import events
+from sessions_app import events, shutdown
 from sessions_app.access import AccessRefused, Principal, principal_for
 from sessions_app.control import LAYER_OUTAGES, end_live_session, interrupt_session
 from sessions_app.events import ErrorCode
 from sessions_app.models import Session
-from sessions_app.protocol import ProtocolError, check_sample_rate
+from sessions_app.protocol import ProtocolError, check_sample_rate, decode_json
 from sessions_app.rate_limit import session_creation
 from sessions_app.serializers import call_event_json, session_json, utterance_json
+from sessions_app.text import clean_text
 from sessions_app.tokens import issue_token
 
 View = Callable[..., Awaitable[JsonResponse]]
@@ -178,6 +178,8 @@ def _session_options(body: object) -> tuple[str | None, int, int | None]:
     turn_budget = body.get("turn_budget")
     if agent_name is not None and (not isinstance(agent_name, str) or not agent_name.strip()):
         raise ProtocolError(ErrorCode.INVALID_EVENT, "'agent' must be an agent's name")
+    if agent_name is not None:
+        agent_name = clean_text(agent_name)
     if turn_budget is not None and (
         type(turn_budget) is not int or not 1 <= turn_budget <= MAX_TURN_BUDGET
     ):
@@ -188,11 +190,13 @@ def _session_options(body: object) -> tuple[str | None, int, int | None]:
 
 
 async def _create_session(request: HttpRequest) -> JsonResponse:
+    if shutdown.at_capacity():
+        return error_response(
+            ErrorCode.AT_CAPACITY, "this server holds all the live sessions it can; retry", 503
+        )
+    shutdown.sweeper.ensure_running()  # a session never connected is ended in time
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, RecursionError):  # bad JSON, too deep, too long a number
-        return error_response(ErrorCode.INVALID_JSON, "request body is not valid JSON", 400)
-    try:
+        body = decode_json(request.body or b"{}")
         agent_name, sample_rate, turn_budget = _session_options(body)
     except ProtocolError as exc:
         return error_response(exc.code, exc.message, 400)

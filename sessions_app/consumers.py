@@ -5,9 +5,10 @@ carries a phone call's media from Azure Communication Services; both drive the s
 Conversation. `WatchConsumer` lets the dashboard follow a phone session's events live.
 
 Browser refusals happen after `accept()` so the client can read why: an `error` event, then a
-close with code 4401 (missing, invalid or expired token), 4404 (no such session) or 4409 (the
-session has ended). ACS reads no events: its refusals are the close codes alone, 1008 when
-the connection is not signed by ACS.
+close with code 4401 (missing, invalid or expired token), 4404 (no such session), 4409 (the
+session has ended, or another socket holds it) or 4503 (this server is at capacity). ACS
+reads no events: its refusals are the close codes alone, 4401 when the connection is not
+signed by ACS. daphne sends only 1000 and 3000-4999, so every code we choose is in the 4000s.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from sessions_app import events, shutdown
+from sessions_app import events, shutdown, store
 from sessions_app.access import AccessRefused, principal_for_socket
 from sessions_app.acs.calls import AUDIO_FORMATS, hang_up_session
 from sessions_app.acs.config import missing_settings, not_configured_message
@@ -35,10 +39,10 @@ from sessions_app.acs.media import (
     parse_media_message,
 )
 from sessions_app.acs.tokens import AcsTokenRefused, verify_acs_request
-from sessions_app.control import LAYER_OUTAGES, ControlReceiver, publish_to_watchers
+from sessions_app.control import LAYER_OUTAGES, ControlReceiver, WatcherFeed
 from sessions_app.events import ErrorCode, Event, EventStream
 from sessions_app.models import Session, group_name, watch_group_name
-from sessions_app.pipeline.turns import Conversation, SessionClosed
+from sessions_app.pipeline.turns import AlreadyConnected, Conversation, SessionClosed
 from sessions_app.protocol import (
     ConfigMessage,
     EndMessage,
@@ -49,15 +53,20 @@ from sessions_app.protocol import (
     parse_client_message,
 )
 from sessions_app.tokens import TokenRefused, check_token
+from sessions_app.transport import DaphneTransport
 
 logger = logging.getLogger(__name__)
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY_VIOLATION = 1008
+Send = Callable[[dict], Awaitable[None]]
+AT_CAPACITY_MESSAGE = "this server holds all the live sessions it can; try again shortly"
+
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
-CLOSE_ENDED = 4409
+CLOSE_NOT_READING = 4408
+CLOSE_ENDED = 4409  # also: another socket already holds the session
+CLOSE_INTERNAL_ERROR = 4500
+CLOSE_UNAVAILABLE = 4503  # at capacity; for ACS also: not configured
 
 
 class LiveSessionConsumer(AsyncWebsocketConsumer):
@@ -68,6 +77,9 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     control: ControlReceiver | None = None
     disconnect_reason = "client_disconnected"
     events_outlive_socket = False  # whether session_ended still reaches someone after close
+    socket_closed = False
+    transport: DaphneTransport | None = None
+    _ending: asyncio.Task[bool] | None = None
 
     @property
     def channel_receive(self) -> ControlReceiver | None:
@@ -83,12 +95,49 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope, receive, send) -> None:
         """Run the consumer. A server shutting down (daphne cancels every application on
-        SIGTERM) ends the live session with reason `server_shutdown` before it goes."""
+        SIGTERM) ends the live session with reason `server_shutdown` before it goes; a
+        consumer that fails for any reason ends it as `connection_lost`. Either way the
+        session leaves this process's registry."""
+        self.transport = DaphneTransport.of(send)
+        if self.transport is not None:
+            self.transport.close_oversized_frames_cleanly()
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, self._send_while_open(send))
         except asyncio.CancelledError:
-            await self.end_session("server_shutdown", close_code=CLOSE_GOING_AWAY)
+            await self.end_session("server_shutdown", close_code=shutdown.CLOSE_SHUTDOWN)
             raise
+        except Exception:
+            logger.exception("session %s: the consumer failed", getattr(self, "session_id", "?"))
+            await self._end_after_failure()
+        finally:
+            shutdown.untrack(self)
+            if self._ending is not None:
+                await asyncio.wait([self._ending])
+
+    def _send_while_open(self, send: Send) -> Send:
+        """The one place sends after close are dropped: a reply's task or a late event may
+        still try once the socket has gone, and that is no error."""
+
+        async def send_while_open(message: dict) -> None:
+            if self.socket_closed:
+                return
+            if message["type"] == "websocket.close":
+                self.socket_closed = True
+            with contextlib.suppress(Disconnected):  # the client went first
+                await send(message)
+
+        return send_while_open
+
+    async def _end_after_failure(self) -> None:
+        try:
+            if not await self.end_session("connection_lost", close_code=CLOSE_INTERNAL_ERROR):
+                await self.close(code=CLOSE_INTERNAL_ERROR)
+        except Exception:
+            session_id = getattr(self, "session_id", None)
+            logger.exception("session %s: ending after a failure failed", session_id)
+            if session_id is not None:
+                with contextlib.suppress(Exception):
+                    await store.end_session(session_id, "connection_lost")
 
     def skips_database_hop(self, message: dict) -> bool:
         """Whether a received frame may skip channels' database hop (see dispatch)."""
@@ -103,6 +152,21 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             await self.websocket_receive(message)
             return
         await super().dispatch(message)
+
+    def end_soon(self, reason: str, close_code: int) -> None:
+        """End the session from inside one of its own tasks (which ending cancels)."""
+        if self._ending is None:
+            self._ending = asyncio.create_task(self.end_session(reason, close_code))
+
+    def client_is_not_reading(self) -> bool:
+        """Whether the client left more unread than OUTBOUND_BACKLOG_MAX_BYTES; if so its
+        session is ending (`client_not_reading`, close 4408) and nothing more is queued."""
+        unsent = 0 if self.transport is None else self.transport.unsent()
+        if unsent <= settings.OUTBOUND_BACKLOG_MAX_BYTES:
+            return self._ending is not None
+        logger.warning("session %s: the client is not reading", self.session_id)
+        self.end_soon("client_not_reading", CLOSE_NOT_READING)
+        return True
 
     async def go_live(self, conversation: Conversation) -> None:
         await self.control.ensure_joined()
@@ -128,6 +192,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         return True
 
     async def disconnect(self, code: int) -> None:
+        self.socket_closed = True
         shutdown.untrack(self)
         if self.conversation is not None:
             with contextlib.suppress(*LAYER_OUTAGES):
@@ -150,11 +215,17 @@ class StreamConsumer(LiveSessionConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         try:
             check_token(query.get("token", [""])[0], self.session_id)
+            if shutdown.at_capacity():
+                await self.refuse(ErrorCode.AT_CAPACITY, AT_CAPACITY_MESSAGE, CLOSE_UNAVAILABLE)
+                return
             conversation = await Conversation.open(
                 self.session_id, self.send_event, self.send_audio
             )
         except TokenRefused as exc:
             await self.refuse(ErrorCode.UNAUTHORIZED, str(exc), CLOSE_UNAUTHORIZED)
+            return
+        except AlreadyConnected as exc:
+            await self.refuse(ErrorCode.ALREADY_CONNECTED, str(exc), CLOSE_ENDED)
             return
         except Session.DoesNotExist:
             await self.refuse(ErrorCode.SESSION_NOT_FOUND, "no such session", CLOSE_NOT_FOUND)
@@ -173,7 +244,8 @@ class StreamConsumer(LiveSessionConsumer):
         await self.send(text_data=json.dumps(self.events.stamp(body)))
 
     async def send_audio(self, frame: bytes) -> None:
-        await self.send(bytes_data=frame)
+        if not self.client_is_not_reading():
+            await self.send(bytes_data=frame)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         conversation = self.conversation
@@ -183,7 +255,9 @@ class StreamConsumer(LiveSessionConsumer):
             if conversation.ended:
                 raise ProtocolError(ErrorCode.SESSION_ENDED, "the session has ended")
             if bytes_data is not None:
-                conversation.hear_audio(check_audio(bytes_data, conversation.session.sample_rate))
+                await conversation.hear_audio(
+                    check_audio(bytes_data, conversation.session.sample_rate)
+                )
                 return
             message = parse_client_message(text_data or "")
         except ProtocolError as exc:
@@ -211,8 +285,16 @@ class AcsMediaConsumer(LiveSessionConsumer):
 
     disconnect_reason = "media_disconnected"
     events_outlive_socket = True
+    feed: WatcherFeed | None = None
     transcribed_by_acs = False  # set by the first TranscriptionData: local STT then stops
     silent_frame = b""
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.feed is not None:
+                await self.feed.aclose()  # session_ended still reaches the watchers
 
     def skips_database_hop(self, message: dict) -> bool:
         # Every ACS frame is JSON text, mostly audio (50 a second); keys and transcripts
@@ -222,18 +304,24 @@ class AcsMediaConsumer(LiveSessionConsumer):
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         self.events = EventStream(self.session_id)
-        self._publishing = asyncio.Lock()
+        self.feed = WatcherFeed(self.session_id)
         await self.accept()
         if missing := missing_settings():
-            await self.refuse(not_configured_message(missing), CLOSE_POLICY_VIOLATION)
+            await self.refuse(not_configured_message(missing), CLOSE_UNAVAILABLE)
             return
         try:
             await verify_acs_request(self._header(b"authorization"))
+            if shutdown.at_capacity():
+                await self.refuse(AT_CAPACITY_MESSAGE, CLOSE_UNAVAILABLE)
+                return
             conversation = await Conversation.open(
                 self.session_id, self.send_event, self.send_audio, channel=Session.Channel.ACS
             )
         except AcsTokenRefused as exc:
-            await self.refuse(f"not signed by ACS: {exc}", CLOSE_POLICY_VIOLATION)
+            await self.refuse(f"not signed by ACS: {exc}", CLOSE_UNAUTHORIZED)
+            return
+        except AlreadyConnected:
+            await self.refuse("another media socket holds the session", CLOSE_ENDED)
             return
         except Session.DoesNotExist:
             await self.refuse("no such phone session", CLOSE_NOT_FOUND)
@@ -260,13 +348,11 @@ class AcsMediaConsumer(LiveSessionConsumer):
         if body["type"] == "barge_in":
             # Playback has already stopped here; StopAudio drops what ACS still holds.
             await self.send(text_data=STOP_AUDIO_FRAME)
-        # The reply's task and this consumer's both send events; over Redis a publish takes
-        # a round trip, so without the lock a later seq could overtake an earlier one.
-        async with self._publishing:
-            await publish_to_watchers(self.session_id, self.events.stamp(body))
+        self.feed.publish(self.events.stamp(body))
 
     async def send_audio(self, frame: bytes) -> None:
-        await self.send(text_data=audio_data_frame(frame))
+        if not self.client_is_not_reading():
+            await self.send(text_data=audio_data_frame(frame))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         conversation = self.conversation
@@ -278,7 +364,7 @@ class AcsMediaConsumer(LiveSessionConsumer):
             message = parse_media_message(text_data)
             match message:
                 case AudioChunk():
-                    self._hear(conversation, message)
+                    await self._hear(conversation, message)
                 case AudioMetadata():
                     await self._negotiate(conversation, message)
                 case DtmfTone(tone=tone):
@@ -300,10 +386,10 @@ class AcsMediaConsumer(LiveSessionConsumer):
         logger.warning("session %s: dropped an ACS media frame: %s", self.session_id, why)
         await conversation.report(events.error(code, f"dropped a media frame: {why}", "client"))
 
-    def _hear(self, conversation: Conversation, chunk: AudioChunk) -> None:
+    async def _hear(self, conversation: Conversation, chunk: AudioChunk) -> None:
         pcm = check_audio(chunk.pcm or self.silent_frame, conversation.session.sample_rate)
         if not self.transcribed_by_acs:  # else ACS recognises the caller: no second answer
-            conversation.hear_audio(pcm)
+            await conversation.hear_audio(pcm)
 
     async def _negotiate(self, conversation: Conversation, metadata: AudioMetadata) -> None:
         rate = metadata.sample_rate
@@ -377,3 +463,12 @@ class WatchConsumer(AsyncWebsocketConsumer):
         if self.group is not None:
             with contextlib.suppress(*LAYER_OUTAGES):
                 await self.channel_layer.group_discard(self.group, self.channel_name)
+
+
+class UnroutedConsumer(AsyncWebsocketConsumer):
+    """Any WebSocket path nothing else serves: accepted only to be closed with 4404, so the
+    client reads a code instead of a failed handshake."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -6,6 +6,7 @@ The group reaches the session's consumer whichever process holds its WebSocket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -71,6 +72,44 @@ async def publish_to_watchers(session_id: uuid.UUID, event: dict[str, Any]) -> N
     except LAYER_OUTAGES as exc:
         raise_if_cancelled(exc)
         logger.debug("event not shown to watchers: %s", type(exc).__name__)
+
+
+class WatcherFeed:
+    """A session's events to its watchers, in seq order, published by one task of its own.
+
+    Whoever sends an event (a reply's task, the consumer) stamps and queues it here. Publishing
+    from the sender itself lost events over Redis: a barge-in cancels the reply's task while it
+    awaits the publish of an event already stamped (`playback_started`), and the watchers saw
+    a seq gap. Queued, an event is published whatever happens to its sender.
+    """
+
+    limit = 1000  # events; a watcher layer this far behind loses the newest, with a warning
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        self._session_id = session_id
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=self.limit)
+        self._task = asyncio.create_task(self._run())
+
+    def publish(self, event: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            logger.warning(
+                "session %s: watchers fell behind, an event was not shown", self._session_id
+            )
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            await publish_to_watchers(self._session_id, event)
+            self._queue.task_done()
+
+    async def aclose(self, timeout_s: float = 2.0) -> None:
+        """Publish what is queued (`session_ended` last), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout_s)
+        self._task.cancel()
+        await asyncio.wait([self._task])
 
 
 class ControlReceiver:

@@ -30,6 +30,9 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     SESSION_NOT_FOUND = "session_not_found"
     SESSION_ENDED = "session_ended"
+    ALREADY_CONNECTED = "already_connected"
+    AT_CAPACITY = "at_capacity"
+    AUDIO_OVERRUN = "audio_overrun"
     AGENT_NOT_FOUND = "agent_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RATE_LIMITED = "rate_limited"
@@ -69,6 +72,7 @@ RETRYABLE = {
     ErrorCode.TELEPHONY_TIMEOUT,
     ErrorCode.STORAGE_FAILED,
     ErrorCode.INTERNAL_ERROR,
+    ErrorCode.AT_CAPACITY,
 }
 
 

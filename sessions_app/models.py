@@ -49,6 +49,11 @@ class Session(models.Model):
     server_call_id = models.CharField(max_length=500, blank=True)
     correlation_id = models.CharField(max_length=100, blank=True, db_index=True)
     call_state = models.CharField(max_length=30, choices=CallState.choices, blank=True)
+    # Liveness (sessions_app/liveness.py): the one socket that took the session live, the
+    # process holding it, and that process's last heartbeat for it.
+    connected_at = models.DateTimeField(null=True, blank=True)
+    process_id = models.CharField(max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

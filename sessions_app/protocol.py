@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from sessions_app.events import ErrorCode
+from sessions_app.text import clean_text
 
 SUPPORTED_SAMPLE_RATES = (8000, 16000, 24000, 48000)
 
@@ -47,15 +48,12 @@ ClientMessage = ConfigMessage | TextMessage | InterruptMessage | EndMessage
 
 def parse_client_message(raw: str) -> ClientMessage:
     """Turn one text frame into a typed message, or raise ProtocolError saying what is wrong."""
-    if len(raw.encode()) > settings.WS_MAX_TEXT_BYTES:
+    if len(raw.encode(errors="surrogatepass")) > settings.WS_MAX_TEXT_BYTES:
         raise ProtocolError(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"text frame is larger than {settings.WS_MAX_TEXT_BYTES} bytes",
         )
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # bad JSON, too deep, too long a number
-        raise ProtocolError(ErrorCode.INVALID_JSON, f"not valid JSON: {exc.msg}") from None
+    data = decode_json(raw)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError(ErrorCode.INVALID_EVENT, "expected a JSON object with a string 'type'")
     kind = data["type"]
@@ -67,6 +65,22 @@ def parse_client_message(raw: str) -> ClientMessage:
             f"unknown event type {kind[:40]!r}; expected one of {known}",
         )
     return parser(data)
+
+
+def decode_json(raw: str | bytes) -> object:
+    """Parse JSON, or raise ProtocolError(invalid_json) saying why.
+
+    Only a JSONDecodeError has a `msg`: nesting too deep raises RecursionError and a number
+    over Python's 4,300-digit limit a plain ValueError, and both get a message of their own.
+    """
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.INVALID_JSON, "not valid JSON: nested too deeply") from None
+    except ValueError:  # a number with too many digits, or bytes that are not UTF-8
+        raise ProtocolError(ErrorCode.INVALID_JSON, "not valid JSON: unreadable value") from None
 
 
 def check_audio(frame: bytes, sample_rate: int) -> bytes:
@@ -115,7 +129,7 @@ def _parse_text(data: dict) -> TextMessage:
         )
     if final and not text.strip():
         raise ProtocolError(ErrorCode.INVALID_EVENT, "a final 'text' must not be empty")
-    return TextMessage(text=text.strip(), final=final)
+    return TextMessage(text=clean_text(text.strip()), final=final)
 
 
 _PARSERS = {

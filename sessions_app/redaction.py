@@ -1,8 +1,14 @@
 """Redaction of long digit runs (card and account numbers) before text goes anywhere.
 
-A run is REDACT_MIN_DIGITS or more digits, possibly grouped by single spaces or dashes the way
-people read card numbers ("4111 1111 1111 1111", "4111-1111-1111-1111"). Dates, times, amounts
-and 10–11 digit phone numbers stay below the threshold or are broken by other characters.
+A run is REDACT_MIN_DIGITS or more digits (any script's: Arabic-Indic and fullwidth digits
+count), possibly grouped the way people write and read card numbers: by up to three
+separators between two digits, each a space of any kind (no-break, thin, ideographic,
+zero-width...), a dot, or a hyphen or dash of any kind ("4111 1111 1111 1111",
+"4111 - 1111 - 1111 - 1111", "4111.1111.1111.1111", "4111–1111–1111–1111"). Line breaks,
+commas, colons and slashes do not group, so dates (2024-11-15, 15.11.2024), times (12:30),
+amounts grouped by commas (1,234,567.89) and 10–11 digit phone numbers stay below the
+threshold. An amount written with 12 or more digits and no commas ("1234567890123.45") is
+redacted: it cannot be told from an account number.
 """
 
 from __future__ import annotations
@@ -14,14 +20,19 @@ from django.conf import settings
 
 REDACTED = "[redacted]"
 
+_SPACES = " \t\u00a0\u1680\u2000-\u200b\u202f\u205f\u2060\u3000\ufeff"
+_DOTS = ".\u00b7\u2024\u2027\u30fb\uff0e"
+_DASHES = "\\-\u2010-\u2015\u2212\ufe58\ufe63\uff0d"
+_SEPARATOR = f"[{_SPACES}{_DOTS}{_DASHES}]{{0,3}}"
+
 
 @lru_cache(maxsize=8)
 def _digit_run(min_digits: int) -> re.Pattern[str]:
-    return re.compile(rf"(?<!\d)\d(?:[ -]?\d){{{min_digits - 1},}}(?!\d)")
+    return re.compile(rf"(?<!\d)\d(?:{_SEPARATOR}\d){{{min_digits - 1},}}(?!\d)")
 
 
 # A possibly unfinished digit run at the very end of a stream's text.
-_OPEN_RUN_AT_END = re.compile(r"\d(?:[ -]?\d)*[ -]?$")
+_OPEN_RUN_AT_END = re.compile(rf"\d(?:{_SEPARATOR}\d)*{_SEPARATOR}$")
 
 
 def redact_digits(text: str, min_digits: int | None = None) -> str:

@@ -1,9 +1,10 @@
-"""Graceful shutdown: on SIGTERM, end every live session of this process, then exit.
+"""This process's live sessions: counted (MAX_LIVE_SESSIONS), kept beating (liveness.py),
+and ended on SIGTERM before the process exits.
 
 daphne on Twisted's asyncio reactor installs no SIGTERM handler, so the process would die
 mid-sentence with its sessions left active. This ends each live session with reason
-`server_shutdown` (stored, told to the caller) within a grace period, then exits as SIGTERM
-would have.
+`server_shutdown` (stored, told to the caller, close code 4001) within a grace period, then
+exits as SIGTERM would have.
 """
 
 from __future__ import annotations
@@ -12,19 +13,25 @@ import asyncio
 import logging
 import os
 import signal
+import uuid
 from typing import Protocol
 
 from django.conf import settings
 
+from sessions_app.liveness import Sweeper
+
 logger = logging.getLogger(__name__)
 
 GRACE_S = 5.0
+CLOSE_SHUTDOWN = 4001  # daphne cannot send 1001 (going away)
 # Time for the sessions' close frames to leave before the process goes.
 FLUSH_S = 0.2
 
 
 class LiveSession(Protocol):
-    async def end_session(self, reason: str, close_code: int = 1000) -> None: ...
+    session_id: uuid.UUID
+
+    async def end_session(self, reason: str, close_code: int = 1000) -> bool: ...
 
 
 _live: set[LiveSession] = set()
@@ -32,10 +39,23 @@ _handled_loops: set[asyncio.AbstractEventLoop] = set()
 _shutting_down: list[asyncio.Task[None]] = []
 
 
+def live_session_ids() -> list[uuid.UUID]:
+    return [session.session_id for session in _live]
+
+
+def at_capacity() -> bool:
+    """Whether this process already holds MAX_LIVE_SESSIONS: a new one would degrade all."""
+    return len(_live) >= settings.MAX_LIVE_SESSIONS
+
+
+sweeper = Sweeper(live_session_ids)
+
+
 def track(session: LiveSession) -> None:
-    """A session went live in this process: end it on SIGTERM."""
+    """A session went live in this process: keep it beating, end it on SIGTERM."""
     _install_handler()
     _live.add(session)
+    sweeper.ensure_running()
 
 
 def untrack(session: LiveSession) -> None:
@@ -59,8 +79,11 @@ async def _shut_down() -> None:
     live = list(_live)
     logger.info("SIGTERM: ending %d live session(s)", len(live))
     if live:
-        endings = [asyncio.ensure_future(s.end_session("server_shutdown", 1001)) for s in live]
+        endings = [
+            asyncio.ensure_future(s.end_session("server_shutdown", CLOSE_SHUTDOWN)) for s in live
+        ]
         await asyncio.wait(endings, timeout=GRACE_S)
         await asyncio.sleep(FLUSH_S)
+    sweeper.stop()
     asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
     os.kill(os.getpid(), signal.SIGTERM)  # the default action now: exit

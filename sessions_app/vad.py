@@ -315,10 +315,10 @@ class SpeechDetector:
                 self._speaking, self._speech_start = True, self._run_start
                 self._run_start = None
                 return SpeechStarted(_ms(self._speech_start))
-            if self._onset is not None and not self._run_suspected:
-                if self._run_voiced >= self._onset:
-                    self._run_suspected = True
-                    return SpeechSuspected(_ms(self._run_start))
+            suspected = self._onset is not None and self._run_voiced >= self._onset
+            if suspected and not self._run_suspected:
+                self._run_suspected = True
+                return SpeechSuspected(_ms(self._run_start))
         elif self._run_start is not None:
             self._run_gap += 1
             if self._run_gap > self.onset_gap_frames:

@@ -52,6 +52,13 @@ def text_only_engines(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def audio_at_any_speed(settings) -> None:
+    """Tests feed recorded speech as fast as they can; the real-time budget has tests of its
+    own (test_audio_overrun.py), which set it back."""
+    settings.AUDIO_AHEAD_BUDGET_MS = 600_000
+
+
+@pytest.fixture(autouse=True)
 def seeded_agents(request) -> None:
     """Transactional tests flush the database, seeded agents included: put them back."""
     marker = request.node.get_closest_marker("django_db")

@@ -13,7 +13,6 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from agents_app.speech.stt import warm_up_recognizer  # noqa: E402
@@ -22,10 +21,11 @@ from voiceproject.routing import (  # noqa: E402
     acs_websocket_urlpatterns,
     browser_websocket_urlpatterns,
 )
+from voiceproject.static_files import StaticFilesHandler  # noqa: E402
 
 mask_daphne_access_log()  # `daphne voiceproject.asgi:application` logs every request's path
 
-http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+http_app = StaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
 application = ProtocolTypeRouter(
     {

@@ -103,6 +103,17 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers queue up instead of failing with "database is locked": WAL lets
+    # readers run beside the writer, IMMEDIATE takes the write lock when a transaction
+    # begins (no deadlocked upgrade), and a busy writer is waited for up to `timeout` s.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_float("SQLITE_BUSY_TIMEOUT_S", 20.0),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -165,18 +176,31 @@ STT_QUEUE_LIMIT = env_int("STT_QUEUE_LIMIT", 64)
 STT_PARTIAL_INTERVAL_MS = env_int("STT_PARTIAL_INTERVAL_MS", 500)
 # Start the final when the caller pauses (VAD_PAUSE_MS), not when the turn ends.
 STT_SPECULATIVE_FINAL = env_bool("STT_SPECULATIVE_FINAL", True)
-TTS_ENGINE = os.environ.get("TTS_ENGINE", "espeak")  # espeak | openai | silent | none
+# piper: a neural voice (first audio ~0.1 s after a clause is ready); espeak: robotic, instant.
+TTS_ENGINE = os.environ.get("TTS_ENGINE", "piper")  # piper | espeak | openai | silent | none
 TTS_VOICE = os.environ.get("TTS_VOICE", "")  # blank: the engine's default voice
 TTS_RATE_WPM = env_int("TTS_RATE_WPM", 175)
 VAD_ENGINE = os.environ.get("VAD_ENGINE", "hybrid")  # hybrid | silero | webrtc
 VAD_THRESHOLD = env_float("VAD_THRESHOLD", 0.5)
 # Speech must last this long to count (and to barge in): coughs and clicks do not.
 VAD_MIN_SPEECH_MS = env_int("VAD_MIN_SPEECH_MS", 200)
-VAD_HANGOVER_MS = env_int("VAD_HANGOVER_MS", 600)
-# A silence this long inside speech is a pause: the speculative final starts then.
+VAD_HANGOVER_MS = env_int("VAD_HANGOVER_MS", 1500)
+# A silence this long inside speech is a pause: the end-of-turn model and the speculative final
+# are asked then. The hangover is the longest silence a turn may hold when they say "not yet".
 VAD_PAUSE_MS = env_int("VAD_PAUSE_MS", 200)
-# End of turn: a model asked whether the caller has finished (README "End of turn model").
-TURN_MODEL = os.environ.get("TURN_MODEL", "smart_turn")  # smart_turn | none
+# Voiced audio that pauses the agent's reply at once (confirmed or resumed afterwards).
+VAD_ONSET_MS = env_int("VAD_ONSET_MS", 64)
+# Speech over a reply no longer than this, saying only these, lets the reply go on.
+BACKCHANNEL_MAX_MS = env_int("BACKCHANNEL_MAX_MS", 800)
+BACKCHANNELS = env_list(
+    "BACKCHANNELS",
+    "mhm,mm hmm,uh huh,okay,ok,yeah,yes,yep,right,sure,alright,all right,i see,got it",
+)
+# The caller going on this soon after their turn ended continues it (the reply is dropped).
+CONTINUATION_MS = env_int("CONTINUATION_MS", 1000)
+MAX_UTTERANCE_S = env_int("MAX_UTTERANCE_S", 15)
+# The end-of-turn model asked at each pause: smart_turn (offline) | none.
+TURN_MODEL = os.environ.get("TURN_MODEL", "smart_turn")
 TURN_MODEL_THRESHOLD = env_float("TURN_MODEL_THRESHOLD", 0.5)
 PLAYBACK_FRAME_MS = 20
 PLAYBACK_LEAD_MS = env_int("PLAYBACK_LEAD_MS", 80)
@@ -227,3 +251,19 @@ GRACEFUL_SHUTDOWN = env_bool("GRACEFUL_SHUTDOWN", True)
 STORAGE_RETRY_DEADLINE_S = env_float("STORAGE_RETRY_DEADLINE_S", 5.0)
 WS_MAX_TEXT_BYTES = env_int("WS_MAX_TEXT_BYTES", 16 * 1024)
 MAX_UTTERANCE_CHARS = env_int("MAX_UTTERANCE_CHARS", 4000)
+# daphne drops the TCP connection of a frame over its limit, with no close code: ours
+# (WS_MAX_TEXT_BYTES, AUDIO_MAX_FRAME_MS) answer first. runserver reads this; daphne's CLI
+# takes --websocket_max_message_size.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 1024 * 1024
+
+# Bounds per session and per process (README "Limits").
+# Caller audio may run this far ahead of real time (since its first frame); beyond, dropped.
+AUDIO_AHEAD_BUDGET_MS = env_int("AUDIO_AHEAD_BUDGET_MS", 2000)
+# Bytes a client may leave unread on its socket before its session ends (client_not_reading).
+OUTBOUND_BACKLOG_MAX_BYTES = env_int("OUTBOUND_BACKLOG_MAX_BYTES", 1024 * 1024)
+# Live sessions one process holds; more are refused with at_capacity.
+MAX_LIVE_SESSIONS = env_int("MAX_LIVE_SESSIONS", 50)
+# Each process refreshes its sessions' heartbeat this often, and ends those of a process
+# that missed LIVENESS_MISSED_BEATS of them (server_lost) or never connected (never_connected).
+LIVENESS_INTERVAL_S = env_float("LIVENESS_INTERVAL_S", 30.0)
+LIVENESS_MISSED_BEATS = env_int("LIVENESS_MISSED_BEATS", 3)

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sessions_app.text import clean_text
+
 TICKS_PER_MS = 10_000  # ACS offsets and durations count 100 ns ticks
 DTMF_TONES = frozenset("0123456789*#ABCD")
 
@@ -122,7 +124,7 @@ def _transcription_data(body: dict[str, Any]) -> Transcription:
     offset, duration = body.get("offset"), body.get("duration")
     timed = all(type(value) is int and value >= 0 for value in (offset, duration))
     return Transcription(
-        text=_field(body, "text", str),
+        text=clean_text(_field(body, "text", str)),
         final=status == "final",
         confidence=float(confidence) if type(confidence) in (int, float) else None,
         start_ms=offset // TICKS_PER_MS if timed else None,

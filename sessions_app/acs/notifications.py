@@ -12,6 +12,7 @@ from typing import Any
 
 from sessions_app.events import ErrorCode
 from sessions_app.protocol import ProtocolError
+from sessions_app.text import clean_text
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 INCOMING_CALL = "Microsoft.Communication.IncomingCall"
@@ -52,10 +53,16 @@ def _events(body: bytes) -> list[dict[str, Any]]:
     return events
 
 
-def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str:
+def _text(
+    data: dict[str, Any], name: str, *, required: bool = True, max_length: int | None = None
+) -> str:
     value = data.get(name)
+    if isinstance(value, str) and max_length is not None and len(value) > max_length:
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, f"'data.{name}' is longer than {max_length} characters"
+        )
     if isinstance(value, str) and (value or not required):
-        return value
+        return clean_text(value)
     if value is None and not required:
         return ""
     raise ProtocolError(ErrorCode.INVALID_EVENT, f"'data.{name}' must be a non-empty string")
@@ -75,9 +82,10 @@ def parse_event_grid(body: bytes) -> list[SubscriptionValidation | IncomingCall]
             parsed.append(
                 IncomingCall(
                     incoming_call_context=_text(data, "incomingCallContext"),
-                    caller_id=_text(caller, "rawId", required=False),
-                    server_call_id=_text(data, "serverCallId", required=False),
-                    correlation_id=_text(data, "correlationId"),
+                    # The longest each is stored (Session's fields).
+                    caller_id=_text(caller, "rawId", required=False, max_length=100),
+                    server_call_id=_text(data, "serverCallId", required=False, max_length=500),
+                    correlation_id=_text(data, "correlationId", max_length=100),
                 )
             )
         else:
@@ -103,11 +111,11 @@ def parse_callbacks(body: bytes) -> list[CallNotification]:
         result = result if isinstance(result, dict) else {}
         parsed.append(
             CallNotification(
-                kind=kind.removeprefix(CALL_EVENT_PREFIX)[:60],
-                call_connection_id=_text(data, "callConnectionId", required=False),
+                kind=clean_text(kind.removeprefix(CALL_EVENT_PREFIX))[:60],
+                call_connection_id=_text(data, "callConnectionId", required=False, max_length=100),
                 result_code=_int_or_none(result.get("code")),
                 result_subcode=_int_or_none(result.get("subCode")),
-                result_message=str(result.get("message") or "")[:1000],
+                result_message=clean_text(str(result.get("message") or ""))[:1000],
             )
         )
     return parsed

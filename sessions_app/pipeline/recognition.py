@@ -1,7 +1,9 @@
 """The recognition worker: caller audio → voice detection → speech recognition → the turn manager.
 
 Audio frames are queued by the consumer and handled in this worker's own task, so a slow
-decoder never delays the consumer (nor, through it, a barge-in). Voice onset is reported the
+decoder never delays the consumer (nor, through it, a barge-in). The queue holds at most
+`max_queued_ms` of audio: beyond, `feed` refuses it, and nothing waits without bound (nor is
+decoded after the session ends). Voice onset is reported the
 moment it is confirmed; the recognizer also gets the audio from just before the onset, so the
 first word is not lost to the detector's confirmation delay.
 """
@@ -61,21 +63,34 @@ class RecognitionWorker:
         recognizer: SpeechRecognizer | None,
         *,
         sample_rate: int,
+        max_queued_ms: int,
     ) -> None:
         self._listener = listener
         self._detector = detector
         self._recognizer = recognizer
         self._resample = StreamResampler(sample_rate, INPUT_RATE)
         self._audio: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queued_bytes = 0
+        self._max_queued_bytes = sample_rate * 2 * max_queued_ms // 1000
         self._received_ms = 0.0  # stream time of the audio handed to the detector
         self._pre_roll = bytearray()
         self._speech_start_ms: int | None = None
         self._onset_chunk = False  # the chunk that confirmed speech went in with the pre-roll
         self._task = asyncio.create_task(self._run())
 
-    def feed(self, pcm: bytes) -> None:
-        """Queue caller audio (at the session's rate); never blocks."""
+    def feed(self, pcm: bytes) -> bool:
+        """Queue caller audio (at the session's rate); never blocks. False when the queue is
+        full (recognition is that far behind): the audio is dropped."""
+        if self._queued_bytes + len(pcm) > self._max_queued_bytes:
+            return False
+        self._queued_bytes += len(pcm)
         self._audio.put_nowait(pcm)
+        return True
+
+    def _next_queued(self) -> bytes:
+        pcm = self._audio.get_nowait()
+        self._queued_bytes -= len(pcm)
+        return pcm
 
     async def close(self) -> UnfinishedUtterance | None:
         """Stop listening. Words of an utterance still being spoken are recognised and
@@ -88,7 +103,7 @@ class RecognitionWorker:
         try:
             if self._speech_start_ms is not None:
                 while not self._audio.empty():  # audio received but not yet heard
-                    pcm = self._resample(self._audio.get_nowait())
+                    pcm = self._resample(self._next_queued())
                     self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
                     await self._recognizer.accept(pcm)
                 transcript = await self._recognizer.finish_utterance()
@@ -101,7 +116,9 @@ class RecognitionWorker:
 
     async def _run(self) -> None:
         while True:
-            pcm = self._resample(await self._audio.get())
+            pcm = await self._audio.get()
+            self._queued_bytes -= len(pcm)
+            pcm = self._resample(pcm)
             try:
                 await self._hear(pcm)
             except ProviderError as exc:

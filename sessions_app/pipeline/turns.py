@@ -23,10 +23,11 @@ from agents_app.speech.stt.base import Transcript
 from agents_app.speech.tts import build_synthesizer
 from agents_app.speech.tts.base import SpeechSynthesizer
 from agents_app.tools import ToolCallRecord
-from sessions_app import events
+from sessions_app import events, liveness
 from sessions_app.context import ContextWindow
 from sessions_app.events import BargeInSource, ErrorBody, ErrorCode, Event
 from sessions_app.models import Session, Utterance
+from sessions_app.pipeline.audio_budget import AudioBudget
 from sessions_app.pipeline.keypad import Keypad
 from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
 from sessions_app.pipeline.recognition import RecognitionWorker
@@ -43,10 +44,16 @@ logger = logging.getLogger(__name__)
 
 EventSender = Callable[[Event], Awaitable[None]]
 AudioSender = Callable[[bytes], Awaitable[None]]
+# Recognition may fall this far behind the audio budget before audio is dropped.
+RECOGNITION_SLACK_MS = 1000
 
 
 class SessionClosed(Exception):
     """The session has already ended; it takes no more input."""
+
+
+class AlreadyConnected(Exception):
+    """Another socket holds the session: one live socket per session."""
 
 
 class AgentTurn:
@@ -101,7 +108,7 @@ class AgentTurn:
         if self.playback is None:
             return 0, "".join(self._sent)
         played_ms = self.playback.stop()
-        return played_ms, self.playback.heard_text(played_ms)
+        return played_ms, self.playback.heard_text()
 
 
 class Conversation:
@@ -128,6 +135,7 @@ class Conversation:
         self._turn: AgentTurn | None = None
         self._turns_started = session.turn_count
         self._recognition: RecognitionWorker | None = None
+        self._audio_budget = AudioBudget(settings.AUDIO_AHEAD_BUDGET_MS)
         self._keypad = Keypad(self._keypad_entry, settings.DTMF_ENTRY_TIMEOUT_MS / 1000)
 
     @classmethod
@@ -138,11 +146,14 @@ class Conversation:
         send_audio: AudioSender,
         channel: str = Session.Channel.WEB,
     ) -> Conversation:
-        """Load a live session of this channel; raises Session.DoesNotExist, or SessionClosed
-        if it has ended."""
+        """Load a live session of this channel and take it live in this process; raises
+        Session.DoesNotExist, SessionClosed if it has ended, AlreadyConnected if another
+        socket took it."""
         session = await Session.objects.select_related("agent").aget(pk=session_id, channel=channel)
         if session.status != Session.Status.ACTIVE:
             raise SessionClosed(f"session {session_id} has ended ({session.end_reason})")
+        if not await liveness.claim(session.pk):
+            raise AlreadyConnected(f"session {session_id} is already connected elsewhere")
         store = await SessionStore.open(session)
         runtime = AgentRuntime(spec_for(session.agent), redact=redact_value)
         synthesizer = build_synthesizer(
@@ -178,17 +189,28 @@ class Conversation:
 
     # --- the caller -----------------------------------------------------------------------
 
-    def hear_audio(self, pcm: bytes) -> None:
-        """Caller audio at the session's rate; recognised in the recognition worker's task."""
+    async def hear_audio(self, pcm: bytes) -> None:
+        """Caller audio at the session's rate; recognised in the recognition worker's task.
+        Audio beyond the real-time budget, or that recognition is too far behind to take, is
+        dropped with an `audio_overrun` error (at most one a second)."""
         if self._recognition is None:
             self._recognition = RecognitionWorker(
                 self,
                 SpeechDetector(build_vad(settings.VAD_ENGINE), pause_ms=settings.VAD_PAUSE_MS),
                 build_recognizer(settings.STT_ENGINE),
                 sample_rate=self.session.sample_rate,
+                max_queued_ms=settings.AUDIO_AHEAD_BUDGET_MS + RECOGNITION_SLACK_MS,
             )
         self.audio_started = True
-        self._recognition.feed(pcm)
+        duration_ms = len(pcm) / 2 / self.session.sample_rate * 1000
+        if self._audio_budget.admit(duration_ms) and self._recognition.feed(pcm):
+            return
+        if self._audio_budget.should_warn():
+            message = (
+                f"audio is arriving faster than real time (more than "
+                f"{settings.AUDIO_AHEAD_BUDGET_MS} ms ahead): dropped; send it as it is spoken"
+            )
+            await self.report(events.error(ErrorCode.AUDIO_OVERRUN, message, "client"))
 
     async def hear_text(
         self, text: str, *, final: bool, source: BargeInSource = "text", **fields: object

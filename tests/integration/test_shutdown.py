@@ -22,7 +22,7 @@ async def shut_down(client) -> list[dict]:
     while True:
         message = await client.communicator.output_queue.get()
         if message["type"] == "websocket.close":
-            assert message["code"] == 1001
+            assert message["code"] == 4001
             break
         if message.get("text"):
             sent.append(json.loads(message["text"]))

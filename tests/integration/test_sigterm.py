@@ -34,6 +34,7 @@ async def test_sigterm_ends_live_sessions_and_keeps_what_was_said(tmp_path):
             ended = await stream.until("session_ended")
             assert ended[-1]["reason"] == "server_shutdown"
             assert await stream.next() is None  # then the socket closes
+            assert stream.socket.close_code == 4001  # daphne cannot send 1001
         assert await asyncio.to_thread(_exits, doomed.pid), "daphne did not exit on SIGTERM"
 
     with running_daphne(env, tmp_path / "after.log") as after:

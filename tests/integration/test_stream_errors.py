@@ -21,6 +21,8 @@ BAD_FRAMES = [
     pytest.param('{"type": "config", "sample_rate": 11025}', "invalid_event", id="bad-rate"),
     pytest.param('{"type": "config", "sample_rate": true}', "invalid_event", id="rate-bool"),
     pytest.param('{"type": "config", "sample_rate": 16000.0}', "invalid_event", id="rate-float"),
+    pytest.param("[" * 5000 + "]" * 5000, "invalid_json", id="nested-too-deep"),
+    pytest.param('{"type": "text", "text": ' + "9" * 4400 + "}", "invalid_json", id="long-number"),
 ]
 
 

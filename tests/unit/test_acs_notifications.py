@@ -268,6 +268,28 @@ def test_incoming_call_missing_required_fields(changes):
 
 
 @pytest.mark.parametrize(
+    "changes",
+    [
+        {"correlationId": "c" * 101},
+        {"serverCallId": "s" * 501},
+        {"from": {"kind": "phoneNumber", "rawId": "4:" + "1" * 99}},
+    ],
+    ids=["correlation-id", "server-call-id", "raw-id"],
+)
+def test_incoming_call_ids_longer_than_stored_are_refused(changes):
+    refusal = refused(parse_event_grid, body([incoming_call_event(**changes)]))
+    assert refusal.code == ErrorCode.INVALID_EVENT and "longer than" in refusal.message
+
+
+def test_incoming_call_ids_are_cleaned_of_lone_surrogates_and_nuls():
+    event = incoming_call_event(
+        correlationId="id-\ud800", **{"from": {"kind": "x", "rawId": "8:acs:\x00"}}
+    )
+    (call,) = parse_event_grid(json.dumps([event]).encode())
+    assert (call.correlation_id, call.caller_id) == ("id-\ufffd", "8:acs:\ufffd")
+
+
+@pytest.mark.parametrize(
     "code",
     [..., "", None, 123],
     ids=["missing", "empty", "null", "number"],

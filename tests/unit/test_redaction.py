@@ -60,8 +60,39 @@ def test_minimum_is_configurable(settings):
     assert redact_digits("pin 1234 567") == "pin 1234 567"
 
 
-def test_double_separators_break_a_run():
-    assert redact_digits("4111  1111  1111  1111") == "4111  1111  1111  1111"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111\u00a01111\u00a01111\u00a01111",  # no-break space
+        "4111\u20091111\u20091111\u20091111",  # thin space
+        "4111\u202f1111\u202f1111\u202f1111",  # narrow no-break space
+        "4111\u200b1111\u200b1111\u200b1111",  # zero-width space
+        "4111  1111  1111  1111",
+        "4111.1111.1111.1111",
+        "4111 - 1111 - 1111 - 1111",
+        "4111\u20131111\u20131111\u20131111",  # en dash
+        "4111 \u2014 1111 \u2014 1111 \u2014 1111",  # em dash
+        "\u0664\u0661\u0661\u0661" * 4,  # Arabic-Indic digits
+        "\uff14\uff11\uff11\uff11" * 4,  # fullwidth digits
+        "1234567890123.45",  # a 13-digit amount without commas: indistinguishable
+    ],
+)
+def test_digit_runs_grouped_any_way_are_redacted(text):
+    assert redact_digits(f"card {text}, thanks") == f"card {REDACTED}, thanks"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Due 15.11.2024, at 12:30.",
+        "Between 2024-11-15 and 2024-11-16.",
+        "Total 1,234,567,890,123.45 due",  # grouped by commas: an amount, kept
+        "Lines:\n123456\n789012",  # a line break does not group
+        "at 12:30:45.123456",
+    ],
+)
+def test_dates_times_and_grouped_amounts_are_kept(text):
+    assert redact_digits(text) == text
 
 
 def test_redact_value_walks_json():

@@ -9,6 +9,7 @@ from agents_app.speech.tts.base import SpeechSynthesizer
 SYNTHESIZERS = {
     "espeak": "agents_app.speech.tts.espeak:EspeakSynthesizer",
     "openai": "agents_app.speech.tts.openai:OpenAISynthesizer",
+    "piper": "agents_app.speech.tts.piper:PiperSynthesizer",
     "silent": "agents_app.speech.tts.silent:SilentSynthesizer",
     "none": None,
 }

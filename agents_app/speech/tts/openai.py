@@ -6,31 +6,15 @@ so each word's start is estimated (see `estimated_word_marks`).
 
 from __future__ import annotations
 
-import re
-
 import openai
 from django.conf import settings
 
 from agents_app.retry import call_with_retry
-from agents_app.speech.tts.base import SpeechClip, WordMark
+from agents_app.speech.tts.base import SpeechClip
+from agents_app.speech.tts.word_marks import estimated_word_marks
 from agents_app.strategies.openai import openai_client, translate_openai_error
 
 SAMPLE_RATE = 24000
-
-
-def estimated_word_marks(text: str, duration_ms: float) -> list[WordMark]:
-    """Word starts spread over the clip in proportion to each word's length in characters.
-
-    Speaking time roughly follows spelling, so after a barge-in the heard text is off by a word
-    at most in ordinary sentences; words are whitespace-separated and keep their punctuation.
-    """
-    words = list(re.finditer(r"\S+", text))
-    total = sum(len(word.group()) for word in words)
-    marks, spoken = [], 0
-    for word in words:
-        marks.append(WordMark(word.start(), word.end(), int(duration_ms * spoken / total)))
-        spoken += len(word.group())
-    return marks
 
 
 class OpenAISynthesizer:

@@ -105,13 +105,13 @@ async def refused_with(session_id, token: str | None) -> int:
         pytest.param(lambda signer, other: other.token(AUDIENCE), id="wrong-key"),
     ],
 )
-async def test_media_socket_not_signed_by_acs_is_closed_with_1008(
+async def test_media_socket_not_signed_by_acs_is_closed_with_4401(
     acs_settings, acs_signer, configured_layer, make_token
 ):
     from tests.fakes.acs_tokens import AcsSigner
 
     session = await make_phone_session()
-    assert await refused_with(session.id, make_token(acs_signer, AcsSigner())) == 1008
+    assert await refused_with(session.id, make_token(acs_signer, AcsSigner())) == 4401
     refreshed = await Session.objects.aget(pk=session.id)
     assert (refreshed.status, refreshed.error_count) == (Session.Status.ACTIVE, 0)
 
@@ -133,7 +133,7 @@ async def test_media_socket_refusals_for_sessions_it_cannot_carry(
 async def test_media_socket_without_telephony_settings_is_refused(settings, configured_layer):
     settings.ACS_CONNECTION_STRING = ""
     session = await make_phone_session()
-    assert await refused_with(session.id, "anything") == 1008
+    assert await refused_with(session.id, "anything") == 4503
 
 
 async def test_verification_off_accepts_an_unsigned_socket(settings, configured_layer):

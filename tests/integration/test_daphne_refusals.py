@@ -1,0 +1,199 @@
+"""Refusals and limits as a real daphne sends them: close codes (daphne sends only 1000 and
+3000-4999, which channels' test communicator cannot show), oversized frames, unrouted paths,
+concurrent creates on SQLite, and a client that stops reading."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from tests.servers import migrate, running_daphne, server_env
+
+BACKLOG_LIMIT = 256 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("refusals")
+    env = server_env(
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        STT_ENGINE="none",
+        TTS_ENGINE="silent",
+        PLAYBACK_LEAD_MS="3600000",  # a reply's audio leaves at once: a backlog builds fast
+        OUTBOUND_BACKLOG_MAX_BYTES=str(BACKLOG_LIMIT),
+        ACS_CONNECTION_STRING="endpoint=https://127.0.0.1:9/;accesskey=ZnV6eg==",
+        ACS_CALLBACK_BASE_URL="https://127.0.0.1:9",
+        ACS_WEBHOOK_SECRET="secret",
+        ACS_JWT_AUDIENCE="audience",
+    )
+    migrate(env)
+    with running_daphne(env, tmp / "daphne.log") as url:
+        yield url
+    log = (tmp / "daphne.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield session
+
+
+async def create(http: aiohttp.ClientSession, server: str, **body: object) -> dict:
+    async with http.post(f"{server}/api/sessions", json={"agent": "echo", **body}) as response:
+        assert response.status == 201
+        return await response.json()
+
+
+async def refusal(http, server: str, path: str, **kwargs) -> tuple[list[dict], int | None]:
+    """The events a socket got before it closed, and its close code."""
+    ws = await http.ws_connect(f"{server.replace('http', 'ws')}{path}", **kwargs)
+    events = []
+    while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+        events.append(json.loads(message.data))
+    return events, ws.close_code
+
+
+async def test_browser_socket_refusals_close_with_their_documented_codes(server, http):
+    live, ended = await create(http, server), await create(http, server)
+    async with http.post(f"{server}/api/sessions/{ended['id']}/end") as response:
+        assert response.status == 200
+    other = await create(http, server)
+    cases = [
+        (f"/ws/sessions/{live['id']}/", 4401, "unauthorized"),
+        (f"/ws/sessions/{live['id']}/?token={other['token']}", 4401, "unauthorized"),
+        (f"/ws/sessions/{live['id']}/?token=garbage", 4401, "unauthorized"),
+        (f"/ws/sessions/{uuid.uuid4()}/?token={live['token']}", 4401, "unauthorized"),
+        (ended["ws_path"], 4409, "session_ended"),
+    ]
+    for path, code, error in cases:
+        events, closed = await refusal(http, server, path, origin=server)
+        assert closed == code, path
+        assert [event["code"] for event in events] == [error], path
+
+
+async def test_a_second_socket_gets_4409_and_the_first_keeps_talking(server, http):
+    created = await create(http, server)
+    url = f"{server.replace('http', 'ws')}{created['ws_path']}"
+    first = await http.ws_connect(url, origin=server)
+    assert json.loads((await first.receive(timeout=10)).data)["type"] == "session_started"
+
+    events, closed = await refusal(http, server, created["ws_path"], origin=server)
+    assert (closed, [e["code"] for e in events]) == (4409, ["already_connected"])
+
+    await first.send_json({"type": "text", "text": "still here", "final": True})
+    final = json.loads((await first.receive(timeout=10)).data)
+    assert (final["type"], final["text"]) == ("transcript_final", "still here")
+    await first.close()
+
+
+@pytest.mark.parametrize(
+    "path", ["/ws/sessions/not-a-uuid/", "/ws/elsewhere/", "/anything", "/ws/acs/not-a-uuid/"]
+)
+async def test_an_unrouted_socket_path_closes_with_4404(server, http, path):
+    assert await refusal(http, server, path, origin=server) == ([], 4404)
+
+
+async def test_the_media_socket_without_an_acs_token_closes_with_4401(server, http):
+    path = f"/ws/acs/{uuid.uuid4()}/"
+    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}):
+        assert await refusal(http, server, path, headers=headers) == ([], 4401)
+
+
+@pytest.mark.parametrize("path", ["/static/..%2f..%2fmanage.py", "/static/..%2fsettings.py", "/x"])
+async def test_unrouted_and_escaping_http_paths_are_404(server, http, path):
+    async with http.get(aiohttp.client.URL(f"{server}{path}", encoded=True)) as response:
+        assert response.status == 404
+
+
+async def test_a_frame_over_daphnes_limit_closes_with_1009_and_ours_get_an_error(server, http):
+    created = await create(http, server)
+    url = f"{server.replace('http', 'ws')}{created['ws_path']}"
+    ws = await http.ws_connect(url, origin=server)
+    await ws.receive(timeout=10)  # session_started
+    await ws.send_bytes(bytes(200_000))  # over our 1 s of audio: an error, the socket stays
+    error = json.loads((await ws.receive(timeout=10)).data)
+    assert error["code"] == "payload_too_large"
+    await ws.send_bytes(bytes(2 * 1024 * 1024))  # over daphne's 1 MiB: a clean close
+    while (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+        pass
+    assert ws.close_code == 1009
+
+
+async def test_200_concurrent_creates_on_sqlite_all_succeed(server, http):
+    async def post() -> int:
+        async with http.post(f"{server}/api/sessions", json={}) as response:
+            return response.status
+
+    statuses = await asyncio.gather(*(post() for _ in range(200)))
+    assert sorted(set(statuses)) == [201]
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client's WebSocket text frame (clients must mask)."""
+    mask = os.urandom(4)
+    size = len(payload)
+    length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    return bytes([0x81]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_a_client_that_stops_reading_is_ended_with_client_not_reading(server, http):
+    created = await create(http, server, sample_rate=48000)
+    address = urlsplit(server)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little room in the kernel
+    sock.connect((address.hostname, address.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {created['ws_path']} HTTP/1.1\r\nHost: {address.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {server}\r\n\r\n".encode()
+    )
+    assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+    long_text = " ".join(["words"] * 600)  # ~3 minutes of speech: ~17 MB at 48 kHz
+    message = {"type": "text", "text": long_text, "final": True}
+    writer.write(masked_text_frame(json.dumps(message).encode()))
+    await writer.drain()
+    try:  # and never read again
+        for _ in range(300):
+            async with http.get(f"{server}/api/sessions/{created['id']}") as response:
+                stored = await response.json()
+            if stored["status"] != "active":
+                break
+            await asyncio.sleep(0.2)
+        assert (stored["status"], stored["end_reason"]) == ("ended", "client_not_reading")
+    finally:
+        writer.close()
+
+
+async def test_ending_a_session_with_the_microphone_on_is_quiet(server, http):
+    created = await create(http, server)
+    ws = await http.ws_connect(f"{server.replace('http', 'ws')}{created['ws_path']}", origin=server)
+    await ws.receive(timeout=10)  # session_started
+
+    async def microphone() -> None:
+        with_silence = bytes(640)
+        while not ws.closed:
+            await ws.send_bytes(with_silence)
+            await asyncio.sleep(0.02)
+
+    talking = asyncio.create_task(microphone())
+    await asyncio.sleep(0.3)
+    await ws.send_json({"type": "end"})
+    seen = []
+    while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+        seen.append(json.loads(message.data)["type"])
+    talking.cancel()
+    assert seen[-1] == "session_ended" and ws.close_code == 1000
+    # The module's server log is checked for tracebacks when it stops.
