@@ -345,8 +345,8 @@ class AcsMediaConsumer(LiveSessionConsumer):
         await self.close(code=close_code)
 
     async def send_event(self, body: Event) -> None:
-        if body["type"] == "barge_in":
-            # Playback has already stopped here; StopAudio drops what ACS still holds.
+        if body["type"] in ("barge_in", "playback_paused"):
+            # Playback has already stopped or paused here; StopAudio drops what ACS still holds.
             await self.send(text_data=STOP_AUDIO_FRAME)
         self.feed.publish(self.events.stamp(body))
 

@@ -104,7 +104,7 @@ class Utterance(models.Model):
     )
     backchannel = models.BooleanField(
         default=False,
-        help_text="An acknowledgement (\"mhm\", \"okay\") said over the agent, who went on.",
+        help_text='An acknowledgement ("mhm", "okay") said over the agent, who went on.',
     )
     start_ms = models.PositiveIntegerField(null=True, blank=True)
     end_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -197,10 +197,15 @@ const DESCRIBERS = {
   speech_started: (e) => `at ${e.offset_ms} ms`,
   speech_stopped: (e) => `at ${e.offset_ms} ms · ${e.duration_ms} ms long`,
   transcript_partial: (e) => quote(e.text),
-  transcript_final: (e) => quote(e.text),
+  transcript_final: (e) =>
+    [quote(e.text), e.backchannel ? "backchannel" : "", endOfTurn(e.end_of_turn)]
+      .filter(Boolean)
+      .join(" · "),
   agent_response: (e) => (e.final ? `final ${quote(e.text)}` : quote(e.delta)),
   playback_started: (e) => `turn ${e.turn} · ${e.sample_rate} Hz`,
   playback_completed: (e) => `turn ${e.turn} · ${e.played_ms} ms played`,
+  playback_paused: (e) => `turn ${e.turn} · paused after ${e.played_ms} ms`,
+  playback_resumed: (e) => `turn ${e.turn} · resumed at ${e.played_ms} ms`,
   barge_in: (e) => `turn ${e.turn} by ${e.source} · heard ${quote(e.heard_text)}`,
   dtmf: (e) => `keys ${e.digits}`,
   tool_invocation: (e) => `${e.tool} ${e.status} · ${e.duration_ms} ms`,
@@ -208,6 +213,13 @@ const DESCRIBERS = {
   session_ended: (e) => e.reason,
   error: (e) => `${e.code}: ${e.message}`,
 };
+
+/** Why the caller's turn ended, as the server decided it. */
+function endOfTurn(end) {
+  if (!end) return "";
+  const probability = end.probability === null ? "" : ` p=${end.probability.toFixed(2)}`;
+  return `ended by ${end.reason} after ${end.silence_ms} ms${probability}`;
+}
 
 function renderEvent(event) {
   const summary = el(
@@ -248,6 +260,19 @@ function addMessage(role, text) {
   );
   ui.transcript.append(item);
   return item;
+}
+
+/** A final utterance: a new bubble, or the whole text of one the caller went on with. */
+function showFinal({ text, utterance_id: utteranceId, backchannel }) {
+  clearPartial();
+  const shown = ui.transcript.querySelector(`[data-utterance-id="${utteranceId}"]`);
+  const bubble = shown ?? addMessage("user", text);
+  bubble.dataset.utteranceId = utteranceId;
+  bubble.querySelector(".message__text").textContent = text;
+  if (backchannel) {
+    bubble.classList.add("message--backchannel");
+    bubble.dataset.testid = "backchannel-bubble";
+  }
 }
 
 function addNote(text, kind = "info") {
@@ -364,13 +389,13 @@ const EVENT_EFFECTS = {
   speech_started: () => setSpeaking("callerSpeaking", true),
   speech_stopped: () => setSpeaking("callerSpeaking", false),
   transcript_partial: (e) => showPartial(e.text),
-  transcript_final: (e) => {
-    clearPartial();
-    addMessage("user", e.text);
-  },
+  transcript_final: showFinal,
   agent_response: (e) => (e.final ? finishAgentReply(e) : extendAgentReply(e)),
   playback_started: onPlaybackStarted,
   playback_completed: () => setSpeaking("agentSpeaking", false),
+  // The caller may be speaking: what the page holds would not be heard; more comes on resume.
+  playback_paused: stopAgentAudio,
+  playback_resumed: () => setSpeaking("agentSpeaking", true),
   barge_in: (e) => {
     stopAgentAudio();
     markInterrupted(e);

@@ -156,8 +156,9 @@ class PlaybackWorker:
         return self.played_ms
 
     @property
-    def paused(self) -> bool:
-        return self._paused
+    def started(self) -> bool:
+        """Whether any frame has been sent (`playback_started` went out)."""
+        return self._started
 
     @property
     def played_ms(self) -> int:
