@@ -140,6 +140,7 @@ class PlaybackWorker:
         self._started = False
         self._paused = False
         self._stopped = False
+        self._sending = asyncio.Lock()  # held while a frame is being sent
         self._synthesis = asyncio.create_task(self._synthesize_sentences())
         self._pacing = asyncio.create_task(self._pace_frames())
 
@@ -176,8 +177,15 @@ class PlaybackWorker:
             heard.append(placed.clip.heard_text(position - placed.offset_ms))
         return " ".join(part for part in heard if part)
 
-    def pause(self) -> int:
-        """Send no further frame until `resume()`; the milliseconds played so far."""
+    async def pause(self) -> int:
+        """Send no further frame until `resume()`; the milliseconds played so far. Returns
+        once a frame already being sent has gone, so nothing follows what the caller is told."""
+        played = self.hold()
+        async with self._sending:
+            return played
+
+    def hold(self) -> int:
+        """`pause()` without waiting for a frame in flight (for `stop()`, which cancels it)."""
         if self._paused:
             return self.played_ms
         position = self._note_position()
@@ -199,7 +207,7 @@ class PlaybackWorker:
 
     def stop(self) -> int:
         """Send no further frame, cancel synthesis; return the milliseconds played."""
-        played = self.pause()
+        played = self.hold()
         self._stopped = True
         self._synthesis.cancel()
         self._pacing.cancel()
@@ -290,8 +298,9 @@ class PlaybackWorker:
         due = self._origin + position_s - self._lead_s
         if due > now:
             await asyncio.sleep(due - now)
-        if self._paused or self._stopped:
-            return
-        frame = bytes(self._audio[self._cursor : self._cursor + self._frame_bytes])
-        await self._send_audio(frame)
-        self._cursor += len(frame)
+        async with self._sending:
+            if self._paused or self._stopped:
+                return
+            frame = bytes(self._audio[self._cursor : self._cursor + self._frame_bytes])
+            await self._send_audio(frame)
+            self._cursor += len(frame)

@@ -106,13 +106,13 @@ class AgentTurn:
     async def on_tool_call(self, record: ToolCallRecord) -> None:
         await self._send(events.tool_invocation(turn=self.number, record=record))
 
-    def pause(self) -> int | None:
+    async def pause(self) -> int | None:
         """Hold the reply's audio (the caller may be speaking); the ms played, or None if no
         audio had started (there is nothing for the client to drop)."""
         if self.playback is None or not self.interruptible:
             return None
         started = self.playback.started
-        played_ms = self.playback.pause()
+        played_ms = await self.playback.pause()
         return played_ms if started else None
 
     def resume(self) -> int | None:
@@ -359,7 +359,7 @@ class Conversation:
             self._answer(self._held)
 
     async def pause_reply(self) -> None:
-        if self._turn is not None and (played_ms := self._turn.pause()) is not None:
+        if self._turn is not None and (played_ms := await self._turn.pause()) is not None:
             await self._send(events.playback_paused(turn=self._turn.number, played_ms=played_ms))
 
     async def resume_reply(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from sessions_app.models import Utterance
-from tests.speech import frames, silence, speech_pcm
+from tests.speech import frames, silence, speech_pcm, vocal_burst
 from tests.unit.test_stt_engines import words
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,11 +31,6 @@ WAIT_S = 30
 def voices(settings):
     settings.STT_ENGINE = "whisper"
     settings.TTS_ENGINE = "silent"
-
-
-def vocal_burst(ms: int = 150) -> bytes:
-    """A short voiced sound, a cough or a throat being cleared: voice for a moment, no words."""
-    return speech_pcm("hello")[: 32 * ms]
 
 
 class Caller:
