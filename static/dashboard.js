@@ -504,6 +504,7 @@ function onPlaybackStarted({ sample_rate: rate }) {
 
 function stopAgentAudio() {
   voice.speaker.clear();
+  ui.playedAudio.dataset.clears = String(Number(ui.playedAudio.dataset.clears ?? 0) + 1);
   setSpeaking("agentSpeaking", false);
 }
 

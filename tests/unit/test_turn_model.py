@@ -151,6 +151,7 @@ def test_a_missing_model_file_is_a_system_check_error(settings, monkeypatch, tmp
 
 
 def test_turn_model_settings_that_cannot_work_are_errors(settings):
+    settings.TURN_MODEL = "smart_turn"
     assert check_turn_model_settings(None) == []
     settings.TURN_MODEL_THRESHOLD = 1.5
     (error,) = check_turn_model_settings(None)
