@@ -64,7 +64,9 @@ class Listening:
         await self._run(self._turn_taking.audio(now_ms))
 
     async def on_turn_check(self, now_ms: int, check: TurnCheck) -> None:
-        await self._run(self._turn_taking.turn_check(now_ms, check.probability, check.words))
+        await self._run(
+            self._turn_taking.turn_check(now_ms, check.paused_at_ms, check.probability, check.words)
+        )
 
     async def on_speech_stopped(self, offset_ms: int, duration_ms: int) -> None:
         await self._conversation.send(
@@ -95,6 +97,6 @@ class Listening:
             elif isinstance(command, AnswerHeld):
                 await conversation.answer_held()
             elif isinstance(command, CheckTurnEnd) and worker is not None:
-                worker.check_turn_end()
+                worker.check_turn_end(command.paused_at_ms)
             elif isinstance(command, EndUtterance) and worker is not None:
                 await worker.end_utterance()

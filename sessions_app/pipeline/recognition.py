@@ -53,10 +53,12 @@ class UnfinishedUtterance:
 
 @dataclass(frozen=True)
 class TurnCheck:
-    """What the end-of-turn model and the recognizer made of a pause."""
+    """What the end-of-turn model (and then the recognizer) made of the pause that began at
+    `paused_at_ms`. The model answers first, alone: a confident "finished" needs no words."""
 
+    paused_at_ms: int
     probability: float | None
-    words: str | None
+    words: str | None = None
 
 
 class RecognitionListener(Protocol):
@@ -153,21 +155,24 @@ class RecognitionWorker:
             transcript = await self._recognizer.finish_utterance()
         await self._listener.on_final(transcript, start_ms, stop.offset_ms)
 
-    def check_turn_end(self) -> None:
-        """Ask the turn model and the recognizer about the pause going on; the answer comes
-        back through the queue, in order with the audio, as `on_turn_check`."""
+    def check_turn_end(self, paused_at_ms: int) -> None:
+        """Ask the turn model, then the recognizer, about the pause that began at
+        `paused_at_ms`; each answer comes back through the queue, in order with the audio, as
+        `on_turn_check`."""
         self._cancel_check()
-        self._check = asyncio.create_task(self._turn_check(bytes(self._utterance)))
+        self._check = asyncio.create_task(self._turn_check(paused_at_ms, bytes(self._utterance)))
 
-    async def _turn_check(self, audio: bytes) -> None:
+    async def _turn_check(self, paused_at_ms: int, audio: bytes) -> None:
         probability = None
         if self._turn_model is not None:
             try:
                 probability = await self._turn_model.finished_probability(audio)
             except ProviderError as exc:
                 logger.warning("the end-of-turn model failed (%s): waiting for silence", exc.code)
-        words = await self._recognizer.peek() if self._recognizer is not None else None
-        self._audio.put_nowait(TurnCheck(probability, words))
+            self._audio.put_nowait(TurnCheck(paused_at_ms, probability))
+        if self._recognizer is not None:
+            words = await self._recognizer.peek()
+            self._audio.put_nowait(TurnCheck(paused_at_ms, probability, words))
 
     def _cancel_check(self) -> None:
         if self._check is not None:

@@ -70,7 +70,6 @@ _WORDS = re.compile(r"[a-z']+")
 # "mhm", "mm-hmm", "hmm", "mmm": however a recognizer spells the hum of assent.
 _HUM = re.compile(r"^(m+h*m*|h+m+|m+h+m+)$")
 _COMPLETE = re.compile(r"[.!?]\s*$")
-_ASKED_OR_EXCLAIMED = re.compile(r"[!?]\s*$")
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,10 @@ class CutReply:
 
 @dataclass(frozen=True)
 class CheckTurnEnd:
-    """Ask the end-of-turn model (and the recognizer's speculative words) about this pause."""
+    """Ask the end-of-turn model (and the recognizer's speculative words) about the pause
+    that began at `paused_at_ms`."""
+
+    paused_at_ms: int
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,7 @@ class TurnTaker:
         self._speech_from: int | None = None  # where the caller's current utterance began
         self._paused_from: int | None = None  # where their current pause began
         self._interjection = False  # the utterance began over the reply
+        self._interjection_ms = 0  # how long it was voiced before its pause
         self._continuing = False  # the utterance continues the caller's last turn
         self._turn_ended_at: int | None = None  # the end of the last answered turn
         self._held_since: int | None = None  # a held turn waits for more since then
@@ -244,8 +247,9 @@ class TurnTaker:
         """The caller has been quiet for `pause_ms` since `from_ms`."""
         self._paused_from = from_ms
         if self._interjection:
+            self._interjection_ms = from_ms - (self._speech_from or from_ms)
             return self._end(EndOfTurn("interjection", self.config.pause_ms))
-        return [CheckTurnEnd()]
+        return [CheckTurnEnd(from_ms)]
 
     def speech_resumed(self, at_ms: int) -> list[Command]:
         self._paused_from = None
@@ -266,7 +270,9 @@ class TurnTaker:
         if self._speech_from is None:
             return []
         spoken = now_ms - self._speech_from
-        if self._interjection and spoken > self.config.backchannel_max_ms:
+        # Still no pause this long after the start: voiced for longer than a backchannel.
+        backchannel_over = self.config.backchannel_max_ms + self.config.pause_ms
+        if self._interjection and self._paused_from is None and spoken > backchannel_over:
             return self._cut_for_speech()
         if spoken >= self.config.max_utterance_ms and self._paused_from is None:
             return self._end(EndOfTurn("max_length", 0))
@@ -280,13 +286,15 @@ class TurnTaker:
         return []
 
     def turn_check(
-        self, now_ms: int, probability: float | None, words: str | None
+        self, now_ms: int, paused_at_ms: int, probability: float | None, words: str | None
     ) -> list[Command]:
-        """The model's probability that the caller has finished, and the recognizer's
-        speculative words, for the pause still going on (ignored if they spoke again)."""
-        if self._paused_from is None or self._speech_from is None or self._interjection:
+        """The model's probability that the caller has finished and, once decoded, the
+        recognizer's speculative words, for the pause that began at `paused_at_ms` (ignored
+        once the caller spoke again). A confident model ends the turn without the words; a
+        hanging last word makes it wait whatever the model said."""
+        if paused_at_ms != self._paused_from or self._speech_from is None or self._interjection:
             return []
-        silence = now_ms - self._paused_from
+        silence = now_ms - paused_at_ms
         if words is not None and self._hangs(words):
             return []
         if probability is not None and probability >= self.config.model_threshold:
@@ -303,7 +311,8 @@ class TurnTaker:
         self._speech_from = self._paused_from = None
         spoken = bool(words_of(text))
         if interjection and self._reply == "paused":
-            if not spoken or self.config.only_acknowledges(text):
+            short = self._interjection_ms <= self.config.backchannel_max_ms
+            if not spoken or (short and self.config.only_acknowledges(text)):
                 self._reply = "playing"
                 verdict = Verdict.BACKCHANNEL if spoken else Verdict.NOISE
                 return Heard(verdict, end=end, commands=[ResumeReply()])
@@ -348,7 +357,8 @@ class TurnTaker:
 
     @staticmethod
     def _hangs(text: str) -> bool:
-        """The words stop on one nobody ends with (Whisper's full stop is no proof: it puts
-        one after whatever it heard); a question or an exclamation is complete."""
+        """The words stop on one people rarely end with. Punctuation is no proof: Whisper
+        ends whatever it heard with one ("Can you send it to?"), and waiting out a question
+        that really ends in "to" costs a moment, where cutting a caller off costs the turn."""
         words = words_of(text)
-        return bool(words) and words[-1] in HANGING_WORDS and not _ASKED_OR_EXCLAIMED.search(text)
+        return bool(words) and words[-1] in HANGING_WORDS
