@@ -87,8 +87,8 @@ SERVER_ENV = {
 }
 
 # Full run sized for ~6 minutes on 2 cores, --quick for ~1.
-FULL_COUNTS = {"interruption": 8, "short": 6, "noise": 10, "backchannel": 10, "sentence": 8}
-FULL_COUNTS["paused"] = 4
+FULL_COUNTS = {"interruption": 16, "short": 9, "noise": 10, "backchannel": 15, "sentence": 10}
+FULL_COUNTS["paused"] = 6
 QUICK_COUNTS = {"interruption": 2, "short": 2, "noise": 3, "backchannel": 3, "sentence": 2}
 QUICK_COUNTS["paused"] = 1
 OVER_REPLY = ("interruption", "short", "noise", "backchannel")
@@ -272,8 +272,31 @@ class Trial:
         heard = set(words_in(finals[0]["text"]))
         return not heard & self.clip.second_half
 
+    def rejoined(self) -> bool:
+        """Cut off, but the last final holds the whole (joined as a continuation)."""
+        finals = self.finals()
+        return len(finals) > 1 and bool(set(words_in(finals[-1]["text"])) & self.clip.second_half)
+
     def heard(self) -> str:
         return " | ".join(repr(e["text"]) for e in self.finals())
+
+    def sequence(self) -> str:
+        """The events since the clip began, runs of agent frames counted, partials quoted."""
+        began = self.sent.started if self.sent else None
+        parts: list[str] = []
+        for t, kind, event in self.timeline:
+            if began is None or t < began:
+                continue
+            if kind == "audio":
+                if parts and parts[-1].startswith("audio x"):
+                    parts[-1] = f"audio x{int(parts[-1][7:]) + 1}"
+                else:
+                    parts.append("audio x1")
+            elif kind == "transcript_partial":
+                parts.append(f"partial {event.get('text')!r}")
+            elif kind not in ("agent_response",):
+                parts.append(kind)
+        return " > ".join(parts)
 
 
 def words_in(text: str) -> list[str]:
@@ -368,8 +391,10 @@ def reply_deadline(trial: Trial, started: float) -> float:
     if trial.at("playback_completed"):
         return 0.0
     if trial.cut:
+        # Quiet after the cut, and the caller's final (what was heard) or the settling time.
         last = max(trial.at("barge_in") + trial.at("audio"))
-        return last + QUIET_S
+        heard = 0.0 if trial.finals() else min(limit, trial.sent.ended + SETTLE_S)
+        return max(last + QUIET_S, heard)
     if trial.backchannel_stored() and trial.resumed:
         return 0.0
     return min(limit, trial.sent.ended + SETTLE_S)
@@ -455,6 +480,8 @@ def describe(trial: Trial) -> str:
         parts.append(f"end_of_turn {reasons}")
     if trial.finals():
         parts.append(f"heard {trial.heard()}")
+    if clip.kind in OVER_REPLY and not as_expected(trial):
+        parts.append(f"events: {trial.sequence()}")
     return ", ".join(parts)
 
 
@@ -578,7 +605,7 @@ def table(trials: list[Trial]) -> list[list[object]]:
             len(paused),
             *p50_p90(paused_finals),
             of(sum(t.cut_off() for t in paused), len(paused)),
-            reasons_text(paused_reasons),
+            f"rejoined {sum(t.rejoined() for t in paused)}; {reasons_text(paused_reasons)}",
         ],
     ]
 
