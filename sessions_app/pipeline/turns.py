@@ -262,14 +262,7 @@ class Conversation:
         utterance = await self._keep(Utterance.Role.USER, redacted, **fields)
         if utterance is None:
             return  # the caller was told their words were not stored, and can say them again
-        await self._send(
-            events.transcript_final(
-                text=redacted,
-                utterance_id=utterance.id,
-                utterance_seq=utterance.seq,
-                end_of_turn=end.as_json() if end is not None else None,
-            )
-        )
+        await self._show_final(utterance, end)
         self._last_user = utterance
         dropped = self.context.add_user(redacted)
         if dropped:
@@ -318,15 +311,7 @@ class Conversation:
         redacted = redact_digits(text)
         utterance = await self._keep(Utterance.Role.USER, redacted, backchannel=True, **timing)
         if utterance is not None:
-            await self._send(
-                events.transcript_final(
-                    text=redacted,
-                    utterance_id=utterance.id,
-                    utterance_seq=utterance.seq,
-                    end_of_turn=end.as_json() if end is not None else None,
-                    backchannel=True,
-                )
-            )
+            await self._show_final(utterance, end)
 
     async def _continue_turn(self, text: str, heard: Heard, end_ms: int) -> None:
         """The caller went on with their last turn: it is one utterance, stored and shown
@@ -339,19 +324,24 @@ class Conversation:
         except StorageFailed as exc:
             await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
             return
-        await self._send(
-            events.transcript_final(
-                text=whole,
-                utterance_id=utterance.id,
-                utterance_seq=utterance.seq,
-                end_of_turn=heard.end.as_json() if heard.end is not None else None,
-            )
-        )
+        await self._show_final(utterance, heard.end)
         self.context.extend_user(whole)
         if heard.answer:
             self._answer(utterance)
         else:
             self._held = utterance
+
+    async def _show_final(self, utterance: Utterance, end: EndOfTurn | None) -> None:
+        """Tell the client the caller's utterance as stored."""
+        await self._send(
+            events.transcript_final(
+                text=utterance.text,
+                utterance_id=utterance.id,
+                utterance_seq=utterance.seq,
+                end_of_turn=end.as_json() if end is not None else None,
+                backchannel=utterance.backchannel,
+            )
+        )
 
     async def answer_held(self) -> None:
         """The caller said no more after a turn that hung: answer it as it stands."""
