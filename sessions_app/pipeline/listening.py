@@ -18,6 +18,7 @@ from sessions_app.pipeline.turn_taking import (
     AnswerHeld,
     CheckTurnEnd,
     Command,
+    ContinueUtterance,
     CutReply,
     EndUtterance,
     PauseReply,
@@ -100,3 +101,5 @@ class Listening:
                 worker.check_turn_end(command.paused_at_ms)
             elif isinstance(command, EndUtterance) and worker is not None:
                 await worker.end_utterance()
+            elif isinstance(command, ContinueUtterance) and worker is not None:
+                worker.continue_utterance()

@@ -115,6 +115,8 @@ class RecognitionWorker:
         self._speech_start_ms: int | None = None
         self._onset_chunk = False  # the chunk that confirmed speech went in with the pre-roll
         self._utterance = bytearray()  # the current utterance's audio, for the turn model
+        self._previous = b""  # the last utterance's, which the next may continue
+        self._continuing = False
         self._hangover_stop: SpeechStopped | None = None
         self._check: asyncio.Task[None] | None = None
         self._task = asyncio.create_task(self._run())
@@ -149,11 +151,17 @@ class RecognitionWorker:
         stop = stops[0]
         if stop is None or start_ms is None:
             return
+        self._previous = bytes(self._utterance)
         await self._listener.on_speech_stopped(stop.offset_ms, stop.duration_ms)
         transcript = Transcript(text="")
         if self._recognizer is not None:
             transcript = await self._recognizer.finish_utterance()
         await self._listener.on_final(transcript, start_ms, stop.offset_ms)
+
+    def continue_utterance(self) -> None:
+        """The speech just started goes on with the last utterance: the recognizer and the
+        turn model hear the two as one (call from `on_speech_started`)."""
+        self._continuing = True
 
     def check_turn_end(self, paused_at_ms: int) -> None:
         """Ask the turn model, then the recognizer, about the pause that began at
@@ -263,12 +271,14 @@ class RecognitionWorker:
 
     async def _speech_started(self, offset_ms: int) -> None:
         self._speech_start_ms = offset_ms
-        self._utterance = bytearray(self._pre_roll)
+        self._continuing = False
         await self._listener.on_speech_started(offset_ms)
+        lead = self._previous if self._continuing else b""
+        self._utterance = bytearray(lead + self._pre_roll)
         if self._recognizer is not None:
             await self._recognizer.start_utterance()
             self._onset_chunk = True
-            await self._partial(await self._recognizer.accept(bytes(self._pre_roll)))
+            await self._partial(await self._recognizer.accept(bytes(self._utterance)))
 
     async def _partial(self, text: str | None) -> None:
         if text:

@@ -117,11 +117,25 @@ class EndUtterance:
 
 
 @dataclass(frozen=True)
+class ContinueUtterance:
+    """The speech starting now goes on with the caller's last turn: recognise it together
+    with that turn's audio, so the words are decoded as one sentence."""
+
+
+@dataclass(frozen=True)
 class AnswerHeld:
     """The caller stayed silent after a turn that ended on a hanging word: answer it now."""
 
 
-Command = PauseReply | ResumeReply | CutReply | CheckTurnEnd | EndUtterance | AnswerHeld
+Command = (
+    PauseReply
+    | ResumeReply
+    | CutReply
+    | CheckTurnEnd
+    | EndUtterance
+    | ContinueUtterance
+    | AnswerHeld
+)
 
 
 class Verdict(enum.Enum):
@@ -236,9 +250,10 @@ class TurnTaker:
         self._interjection = False
         if self._held_since is not None:
             self._held_since, self._continuing = None, True
+            commands.append(ContinueUtterance())
         elif self._reply == "paused" and self._within_continuation(from_ms):
             self._reply, self._continuing = "none", True
-            commands.append(CutReply("continuation"))
+            commands += [CutReply("continuation"), ContinueUtterance()]
         elif self._reply == "paused":
             self._interjection = True
         return commands

@@ -314,11 +314,12 @@ class Conversation:
             await self._show_final(utterance, end)
 
     async def _continue_turn(self, text: str, heard: Heard, end_ms: int) -> None:
-        """The caller went on with their last turn: it is one utterance, stored and shown
-        whole under its first id, and the agent answers all of it."""
+        """The caller went on with their last turn: it is one utterance (recognised from both
+        parts' audio, so `text` is all of it), stored and shown whole under its first id, and
+        the agent answers all of it."""
         utterance = self._last_user
         assert utterance is not None
-        whole = redact_digits(f"{utterance.text} {text}".strip())
+        whole = redact_digits(text)
         try:
             await self.store.extend_utterance(utterance, whole, end_ms)
         except StorageFailed as exc:

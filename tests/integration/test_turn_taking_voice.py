@@ -239,3 +239,26 @@ async def test_a_pause_mid_sentence_does_not_cut_the_caller_off(stream, settings
     text = words(seen[-1]["text"])
     assert {"check", "balance"} <= text, seen[-1]["text"]
     assert kinds(seen).count("transcript_final") == 1
+
+
+async def test_a_turn_ended_on_a_hanging_word_is_continued_and_answered_once(stream, settings):
+    settings.STT_ENGINE = "whisper"
+    settings.TURN_MODEL = "smart_turn"
+    settings.VAD_HANGOVER_MS = 1500
+    client = await stream()
+    caller = Caller(client)
+
+    first, second = "can you send the statement to", "my new address please"
+    caller.say(speech_pcm(first) + silence(700) + speech_pcm(second))
+    seen = await read_until(client, lambda item: item["type"] == "agent_response" and item["final"])
+    await caller.close()
+
+    finals = [
+        item for item in seen if isinstance(item, dict) and item["type"] == "transcript_final"
+    ]
+    assert len({final["utterance_id"] for final in finals}) == 1, "one utterance, however shown"
+    assert {"statement", "address"} <= words(finals[-1]["text"]), finals[-1]["text"]
+    reply = seen[-1]
+    assert reply["turn"] == 1 and "address" in words(reply["text"])
+    stored = await Utterance.objects.aget(session_id=client.session.id, role="user")
+    assert stored.text == finals[-1]["text"]

@@ -7,6 +7,7 @@ import pytest
 from sessions_app.pipeline.turn_taking import (
     AnswerHeld,
     CheckTurnEnd,
+    ContinueUtterance,
     CutReply,
     EndOfTurn,
     EndUtterance,
@@ -213,7 +214,8 @@ def test_speech_after_a_held_turn_continues_it(taker: TurnTaker):
     taker.turn_check(2250, 2000, probability=0.9, words="Check my balance.")
     taker.final("Check my balance and", 2300)
 
-    speak(taker, start=2900, until=4000)
+    assert taker.speech_started(2900) == [ContinueUtterance()]
+    assert taker.speech_paused(4000) == [CheckTurnEnd(4000)]
     taker.turn_check(4250, 4000, probability=0.9, words="my savings.")
     heard = taker.final("my savings.", 4300)
 
@@ -231,7 +233,7 @@ def test_going_on_right_after_the_turn_drops_the_reply_and_continues_it(taker: T
     taker.reply_started()
 
     assert taker.speech_suspected(2900) == [PauseReply()]
-    assert taker.speech_started(2900) == [CutReply("continuation")]
+    assert taker.speech_started(2900) == [CutReply("continuation"), ContinueUtterance()]
     assert taker.speech_paused(3800) == [CheckTurnEnd(3800)]
     taker.turn_check(4000, 3800, probability=0.9, words="For two, tonight.")
     heard = taker.final("For two, tonight.", 4050)
