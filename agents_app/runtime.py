@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -46,6 +47,10 @@ class AgentRuntime:
         self.spec = spec
         self.strategy = build_strategy(spec)
         self._redact = redact
+        # The Task behind each listener's turn, so that a turn cut later can say so.
+        self._tasks: weakref.WeakKeyDictionary[TurnListener, uuid.UUID] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run_turn(
         self,
@@ -63,6 +68,7 @@ class AgentRuntime:
             started_at=timezone.now(),
             input={"agent": self.spec.name, "messages": messages},
         )
+        self._tasks[listener] = task.id
         toolbox = ToolBox(self.spec.tools, task_id=task.id, redact=self._redact, listener=listener)
         pieces: list[str] = []
         try:
@@ -81,6 +87,16 @@ class AgentRuntime:
             raise
         await self._finish(task, Task.Status.SUCCEEDED, pieces, "")
         return "".join(pieces)
+
+    async def turn_cut(self, listener: TurnListener, cut_by: str) -> None:
+        """The turn `listener` received was cut short (a barge-in, an error, the session's end)
+        after its reply had been generated: its Task did not succeed, it was cancelled."""
+        task_id = self._tasks.pop(listener, None)
+        if task_id is None:
+            return  # a turn the runtime did not run (a greeting)
+        await Task.objects.filter(pk=task_id, status=Task.Status.SUCCEEDED).aupdate(
+            status=Task.Status.CANCELLED, error=f"interrupted by {cut_by}"
+        )
 
     async def _finish(self, task: Task, status: str, pieces: list[str], error: str) -> None:
         await Task.objects.filter(pk=task.pk).aupdate(

@@ -1,10 +1,25 @@
+"""The operator's view of sessions: what happened stays as it happened.
+
+An ended (or failed) session is a record: shown, never edited. A live one is changed only
+through its actions (interrupt, end), which go through the running conversation.
+"""
+
+from __future__ import annotations
+
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
+from django.http import HttpRequest
 
 from agents_app.admin import RecordInline
 from agents_app.models import Task
 from sessions_app.control import end_live_session, interrupt_session
 from sessions_app.models import CallEvent, Session, Utterance
+
+
+@admin.display(description="confidence")
+def confidence(utterance: Utterance) -> str:
+    """Two decimals are all a recogniser's confidence means."""
+    return "—" if utterance.confidence is None else f"{utterance.confidence:.2f}"
 
 
 class UtteranceInline(RecordInline):
@@ -17,7 +32,7 @@ class UtteranceInline(RecordInline):
         "text",
         "interrupted_by",
         "heard_text",
-        "confidence",
+        confidence,
         "created_at",
     ]
 
@@ -38,25 +53,31 @@ class TaskInline(RecordInline):
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     list_display = [
-        "id",
+        "short_id",
+        "created_at",
         "channel",
-        "status",
+        "state",
         "agent",
         "caller_id",
-        "call_state",
-        "created_at",
-        "turn_count",
+        "turns",
         "barge_in_count",
         "error_count",
     ]
+    list_display_links = ["short_id"]
     list_filter = ["status", "channel", "call_state", "agent"]
     search_fields = ["id", "end_reason", "caller_id", "call_connection_id", "correlation_id"]
     date_hierarchy = "created_at"
+    # Status, channel and agent change only through the conversation (the actions below).
     readonly_fields = [
         "id",
+        "status",
+        "channel",
+        "agent",
         "created_at",
         "ended_at",
+        "end_reason",
         "turn_count",
+        "interrupted_turn_count",
         "barge_in_count",
         "error_count",
         "caller_id",
@@ -67,6 +88,26 @@ class SessionAdmin(admin.ModelAdmin):
     ]
     inlines = [UtteranceInline, TaskInline, CallEventInline]
     actions = ["interrupt_sessions", "end_sessions"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Session | None = None) -> bool:
+        """An ended or failed session is shown, not edited."""
+        if obj is not None and obj.status != Session.Status.ACTIVE:
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.display(description="session", ordering="id")
+    def short_id(self, session: Session) -> str:
+        return str(session.id)[:8]
+
+    @admin.display(description="status", ordering="status")
+    def state(self, session: Session) -> str:
+        """The status, and for a phone call where the call is."""
+        status = session.get_status_display()
+        return f"{status} · {session.get_call_state_display()}" if session.call_state else status
+
+    @admin.display(description="agent turns (cut)", ordering="turn_count")
+    def turns(self, session: Session) -> str:
+        return f"{session.turn_count} ({session.interrupted_turn_count})"
 
     @admin.action(description="Interrupt the agent (barge-in)", permissions=["change"])
     def interrupt_sessions(self, request, queryset) -> None:
@@ -85,7 +126,10 @@ class SessionAdmin(admin.ModelAdmin):
 
 @admin.register(Utterance)
 class UtteranceAdmin(admin.ModelAdmin):
-    list_display = ["session", "seq", "role", "text", "interrupted_by", "created_at"]
+    list_display = ["session", "seq", "role", "text", "interrupted_by", confidence, "created_at"]
     list_filter = ["role", "interrupted", "interrupted_by", "final"]
     search_fields = ["text", "session__id"]
-    readonly_fields = [field.name for field in Utterance._meta.fields]
+    readonly_fields = [
+        *(field.name for field in Utterance._meta.fields if field.name != "confidence"),
+        confidence,
+    ]

@@ -348,7 +348,6 @@ class Conversation:
         turn.finishing = True
         await self._keep(Utterance.Role.AGENT, reply, id=turn.utterance_id)
         self.context.add_agent(reply)
-        await self.store.count("turn_count")
 
     async def _turn_failed(self, turn: AgentTurn, exc: Exception) -> None:
         turn.finishing = True
@@ -399,6 +398,7 @@ class Conversation:
             heard_text=heard,
             interrupted_by=cut_by,
         )
+        await self.runtime.turn_cut(turn, cut_by)
         self.context.add_agent(heard)
 
     # --- the session ----------------------------------------------------------------------
