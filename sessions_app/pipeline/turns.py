@@ -23,7 +23,7 @@ from agents_app.speech.stt.base import Transcript
 from agents_app.speech.tts import build_synthesizer
 from agents_app.speech.tts.base import SpeechSynthesizer
 from agents_app.tools import ToolCallRecord
-from sessions_app import events, liveness
+from sessions_app import events, liveness, log_context
 from sessions_app.context import ContextWindow
 from sessions_app.events import BargeInSource, ErrorBody, ErrorCode, Event
 from sessions_app.models import Session, Utterance
@@ -320,6 +320,7 @@ class Conversation:
     async def _run_agent_turn(
         self, turn: AgentTurn, reply: Callable[[AgentTurn], Awaitable[str]]
     ) -> None:
+        log_context.bind_turn(turn.number)  # this task's own context: its logs name the turn
         try:
             full_text = await reply(turn)
             await turn.flush()
