@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from agents_app.models import Agent, Task
 from agents_app.strategies import build_strategy
 from agents_app.strategies.base import AgentSpec, ChatMessage
 from agents_app.tools import ToolBox, ToolCallListener
+from voiceproject.metrics import AGENT_FIRST_TOKEN_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class AgentRuntime:
         self.spec = spec
         self.strategy = build_strategy(spec)
         self._redact = redact
+        self._first_token = AGENT_FIRST_TOKEN_SECONDS.labels(strategy=spec.strategy)
         # The Task behind each listener's turn, so that a turn cut later can say so.
         self._tasks: weakref.WeakKeyDictionary[TurnListener, uuid.UUID] = (
             weakref.WeakKeyDictionary()
@@ -71,8 +74,11 @@ class AgentRuntime:
         self._tasks[listener] = task.id
         toolbox = ToolBox(self.spec.tools, task_id=task.id, redact=self._redact, listener=listener)
         pieces: list[str] = []
+        asked = time.perf_counter()
         try:
             async for piece in self.strategy.stream_reply(messages, toolbox):
+                if not pieces:
+                    self._first_token.observe(time.perf_counter() - asked)
                 pieces.append(piece)
                 await listener.on_delta(piece)
         except asyncio.CancelledError:
