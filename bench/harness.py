@@ -7,6 +7,7 @@ path); it puts the repository root on the path too, for the project's own espeak
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -14,7 +15,9 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -158,13 +161,18 @@ async def open_stream(
 # --- speech ---------------------------------------------------------------------------------
 
 
-def speech_frames(text: str, wpm: int = 140) -> list[bytes]:
-    """`text` spoken by the project's espeak engine, as 20 ms frames of 16 kHz PCM16 mono."""
+def speech_frames(text: str, wpm: int = 140, voice: str = "en-us") -> list[bytes]:
+    """`text` spoken by the project's espeak engine (an espeak voice name, e.g. "en-us+f3"),
+    as 20 ms frames of 16 kHz PCM16 mono."""
     from agents_app.speech.audio import resample
     from agents_app.speech.tts.espeak import synthesize_blocking
 
-    clip = synthesize_blocking(text, voice="en-us", rate_wpm=wpm)
-    pcm = resample(clip.pcm, clip.sample_rate, SAMPLE_RATE)
+    clip = synthesize_blocking(text, voice=voice, rate_wpm=wpm)
+    return pcm_frames(resample(clip.pcm, clip.sample_rate, SAMPLE_RATE))
+
+
+def pcm_frames(pcm: bytes) -> list[bytes]:
+    """16 kHz PCM16 mono as 20 ms frames, the last one padded with silence."""
     pcm += b"\0" * (-len(pcm) % FRAME_BYTES)
     return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
 
@@ -177,6 +185,90 @@ def frame_dbfs(frame: bytes) -> float:
 
 
 SILENT_FRAME = b"\0" * FRAME_BYTES
+# 20 ms frames and a VAD's 32 ms windows line up again every 160 ms: 8 frame positions.
+ALIGNMENTS = 8
+
+
+@dataclass
+class SentClip:
+    """A clip queued on a `Microphone`, and when (client monotonic seconds) its frames left.
+
+    Voiced frames are those louder than the microphone's `voiced_dbfs`."""
+
+    frames: list[bytes]
+    first_voiced: int | None
+    last_voiced: int | None
+    started: float | None = None
+    first_voiced_sent: float | None = None
+    last_voiced_sent: float | None = None
+    ended: float | None = None
+    position: int | None = None  # the microphone frame at which the clip began
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Microphone:
+    """An open microphone: 20 ms frames at real-time pace, queued clips first, else silence.
+
+    Frame k is due at start + k * 20 ms of the monotonic clock, so sleep overshoot never
+    accumulates; a late frame is sent at once and its lateness recorded. A clip may be held
+    until the microphone's frame count reaches a given position modulo `ALIGNMENTS`, so trials
+    can rotate where speech starts against the server's VAD windows.
+    """
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]], voiced_dbfs: float = -45.0):
+        self._send = send
+        self._voiced_dbfs = voiced_dbfs
+        self._queue: list[tuple[SentClip, int | None]] = []
+        self.lateness: list[float] = []
+        self._task = asyncio.create_task(self._run())
+
+    def say(self, frames: list[bytes], alignment: int | None = None) -> SentClip:
+        """Queue `frames`; with `alignment`, the clip starts on a frame whose index is that
+        modulo `ALIGNMENTS`."""
+        voiced = [i for i, f in enumerate(frames) if frame_dbfs(f) > self._voiced_dbfs]
+        clip = SentClip(frames, voiced[0] if voiced else None, voiced[-1] if voiced else None)
+        self._queue.append((clip, None if alignment is None else alignment % ALIGNMENTS))
+        return clip
+
+    async def close(self) -> None:
+        """Stop sending; raises what stopped the microphone early, if anything did."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        index = 0
+        current: SentClip | None = None
+        position = 0
+        while True:
+            due = start + index * FRAME_MS / 1000
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if current is None and self._queue:
+                clip, alignment = self._queue[0]
+                if alignment is None or index % ALIGNMENTS == alignment:
+                    self._queue.pop(0)
+                    current, position, clip.position = clip, 0, index
+            frame = current.frames[position] if current is not None else SILENT_FRAME
+            sent_at = time.monotonic()
+            await self._send(frame)
+            self.lateness.append(sent_at - due)
+            index += 1
+            if current is None:
+                continue
+            if position == 0:
+                current.started = sent_at
+            if position == current.first_voiced:
+                current.first_voiced_sent = sent_at
+            if position == current.last_voiced:
+                current.last_voiced_sent = sent_at
+            position += 1
+            if position == len(current.frames):
+                current.ended = sent_at
+                current.done.set()
+                current = None
 
 
 # --- figures --------------------------------------------------------------------------------

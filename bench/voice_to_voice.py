@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -41,7 +40,6 @@ SENTENCES = [
 ]
 VOICED_DBFS = -45.0  # a frame above this level holds voice (espeak's output is clean)
 TURN_LIMIT_S = 30.0
-SILENCE = harness.SILENT_FRAME
 STAGES = ["speech_stopped", "transcript_final", "first_delta", "first_audio"]
 
 
@@ -59,44 +57,11 @@ class Turn:
         return (self.moments[stage] - self.last_voiced_sent) * 1000
 
 
-class Microphone:
-    """Sends 20 ms frames at real time: queued speech first, silence when there is none."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._queue: list[tuple[bytes, bool]] = []
-        self.last_voiced_sent: float | None = None
-        self._task = asyncio.create_task(self._run())
-
-    def say(self, frames: list[bytes]) -> None:
-        last_voiced = max(
-            (i for i, f in enumerate(frames) if harness.frame_dbfs(f) > VOICED_DBFS), default=-1
-        )
-        self.last_voiced_sent = None
-        self._queue.extend((frame, i == last_voiced) for i, frame in enumerate(frames))
-
-    async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _run(self) -> None:
-        start = time.monotonic()
-        sent = 0
-        while True:
-            frame, last_voiced = (
-                self._queue.pop(0) if self._queue else (harness.SILENT_FRAME, False)
-            )
-            await self._ws.send_bytes(frame)
-            if last_voiced:
-                self.last_voiced_sent = time.monotonic()
-            sent += 1
-            await asyncio.sleep(max(0.0, start + sent * harness.FRAME_MS / 1000 - time.monotonic()))
-
-
-async def run_turn(ws: aiohttp.ClientWebSocketResponse, mic: Microphone, sentence: str) -> Turn:
+async def run_turn(
+    ws: aiohttp.ClientWebSocketResponse, mic: harness.Microphone, sentence: str
+) -> Turn:
     turn = Turn(sentence)
-    mic.say(harness.speech_frames(sentence, wpm=165))
+    clip = mic.say(harness.speech_frames(sentence, wpm=165))
     deadline = time.monotonic() + TURN_LIMIT_S
     while "completed" not in turn.moments:
         remaining = deadline - time.monotonic()
@@ -128,7 +93,7 @@ async def run_turn(ws: aiohttp.ClientWebSocketResponse, mic: Microphone, sentenc
         elif kind in ("error", "barge_in"):
             turn.failure = f"{kind}: {event.get('code') or event.get('source')}"
             break
-    turn.last_voiced_sent = mic.last_voiced_sent
+    turn.last_voiced_sent = clip.last_voiced_sent
     return turn
 
 
@@ -136,7 +101,7 @@ async def measure(base_url: str, turns: int) -> list[Turn]:
     results = []
     async with aiohttp.ClientSession() as http:
         ws = await harness.open_stream(http, base_url)
-        mic = Microphone(ws)
+        mic = harness.Microphone(ws.send_bytes, voiced_dbfs=VOICED_DBFS)
         try:
             await run_turn(ws, mic, "hello")  # warm-up: the first decode allocates
             for index in range(turns):

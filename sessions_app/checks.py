@@ -7,6 +7,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 
 from agents_app.speech.stt import RECOGNIZERS
 from agents_app.speech.tts import SYNTHESIZERS
+from agents_app.speech.turn import TURN_MODELS
 from agents_app.strategies import STRATEGIES
 from sessions_app.vad import VAD_ENGINES
 
@@ -31,6 +32,7 @@ def check_engine_settings(app_configs, **kwargs) -> list[Error]:
         ("STT_ENGINE", settings.STT_ENGINE, RECOGNIZERS, "voice.E003"),
         ("TTS_ENGINE", settings.TTS_ENGINE, SYNTHESIZERS, "voice.E004"),
         ("VAD_ENGINE", settings.VAD_ENGINE, VAD_ENGINES, "voice.E005"),
+        ("TURN_MODEL", settings.TURN_MODEL, TURN_MODELS, "voice.E012"),
     ]
     return [
         Error(f"{name}={value!r} is not one of {sorted(known)}", id=check_id)
@@ -95,5 +97,28 @@ def check_speech_settings(app_configs, **kwargs) -> list[Error]:
     if settings.STT_WORKERS < 1 or settings.STT_QUEUE_LIMIT < 1:
         problems.append(
             Error("STT_WORKERS and STT_QUEUE_LIMIT must be at least 1", id="voice.E010")
+        )
+    return problems
+
+
+@register()
+def check_turn_model_settings(app_configs, **kwargs) -> list[Error]:
+    """With the end-of-turn model on, its file is installed and intact and its threshold is a
+    probability."""
+    from agents_app.speech.turn.smart_turn import TurnModelFilesError, load_model_bytes
+
+    if settings.TURN_MODEL != "smart_turn":
+        return []
+    problems = []
+    try:
+        load_model_bytes()
+    except TurnModelFilesError as exc:
+        problems.append(Error(str(exc), id="voice.E011"))
+    if not 0 < settings.TURN_MODEL_THRESHOLD < 1:
+        problems.append(
+            Error(
+                f"TURN_MODEL_THRESHOLD={settings.TURN_MODEL_THRESHOLD} must be between 0 and 1",
+                id="voice.E013",
+            )
         )
     return problems

@@ -291,6 +291,7 @@ class AcsMediaConsumer(LiveSessionConsumer):
     feed: WatcherFeed | None = None
     transcribed_by_acs = False  # set by the first TranscriptionData: local STT then stops
     silent_frame = b""
+    audio_queued_at_acs = False  # AudioData sent since the last StopAudio
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -348,13 +349,15 @@ class AcsMediaConsumer(LiveSessionConsumer):
         await self.close(code=close_code)
 
     async def send_event(self, body: Event) -> None:
-        if body["type"] == "barge_in":
-            # Playback has already stopped here; StopAudio drops what ACS still holds.
+        if body["type"] in ("barge_in", "playback_paused") and self.audio_queued_at_acs:
+            # Playback has already stopped or paused here; StopAudio drops what ACS still holds.
+            self.audio_queued_at_acs = False
             await self.send(text_data=STOP_AUDIO_FRAME)
         self.feed.publish(self.events.stamp(body))
 
     async def send_audio(self, frame: bytes) -> None:
         if not self.client_is_not_reading():
+            self.audio_queued_at_acs = True
             await self.send(text_data=audio_data_frame(frame))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -33,6 +33,14 @@ class ContextWindow:
             self.dropped_turns += overflow
         return overflow
 
+    def extend_user(self, text: str) -> None:
+        """The caller went on with their last turn: it now reads `text`, and whatever the
+        agent had begun to answer is forgotten."""
+        if not self.turns:
+            self.add_user(text)
+            return
+        self.turns[-1] = ContextTurn(user=text)
+
     def add_agent(self, text: str) -> None:
         """Record what the caller heard of the agent's reply to the current turn."""
         if self.turns and self.turns[-1].agent is None:

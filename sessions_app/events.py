@@ -58,7 +58,7 @@ class ErrorCode(StrEnum):
 ErrorSource = Literal[
     "client", "api", "agent", "stt", "tts", "telephony", "tool", "storage", "server"
 ]
-BargeInSource = Literal["speech", "text", "dtmf", "interrupt", "operator"]
+BargeInSource = Literal["speech", "text", "dtmf", "interrupt", "operator", "continuation"]
 
 # Whether the same request may succeed if tried again, by code.
 RETRYABLE = {
@@ -119,13 +119,27 @@ def transcript_partial(text: str) -> Event:
     return {"type": "transcript_partial", "text": text}
 
 
-def transcript_final(*, text: str, utterance_id: uuid.UUID, utterance_seq: int) -> Event:
-    return {
+def transcript_final(
+    *,
+    text: str,
+    utterance_id: uuid.UUID,
+    utterance_seq: int,
+    end_of_turn: dict[str, object] | None = None,
+    backchannel: bool = False,
+) -> Event:
+    """A final utterance as stored. `end_of_turn` says why the caller's turn ended; a
+    `backchannel` was said over the agent, who went on; a continued utterance comes again
+    under its first id with the whole text."""
+    event: Event = {
         "type": "transcript_final",
         "text": text,
         "utterance_id": str(utterance_id),
         "utterance_seq": utterance_seq,
+        "backchannel": backchannel,
     }
+    if end_of_turn is not None:
+        event["end_of_turn"] = end_of_turn
+    return event
 
 
 def agent_response_delta(*, turn: int, delta: str) -> Event:
@@ -161,6 +175,17 @@ def playback_started(*, turn: int, sample_rate: int) -> Event:
 
 def playback_completed(*, turn: int, played_ms: int) -> Event:
     return {"type": "playback_completed", "turn": turn, "played_ms": played_ms}
+
+
+def playback_paused(*, turn: int, played_ms: int) -> Event:
+    """The caller may be speaking: no frame follows until `playback_resumed` or `barge_in`;
+    drop what is buffered (it will not be heard)."""
+    return {"type": "playback_paused", "turn": turn, "played_ms": played_ms}
+
+
+def playback_resumed(*, turn: int, played_ms: int) -> Event:
+    """A false alarm or an acknowledgement: the reply goes on from the word it paused in."""
+    return {"type": "playback_resumed", "turn": turn, "played_ms": played_ms}
 
 
 def barge_in(*, turn: int, played_ms: int, heard_text: str, source: BargeInSource) -> Event:

@@ -112,7 +112,12 @@ class Utterance(models.Model):
         max_length=20,
         blank=True,
         help_text="What cut the reply: speech, text, dtmf, interrupt, operator (a barge-in), "
-        "error (the agent failed) or session_end.",
+        "continuation (the caller went on with their turn), error (the agent failed) or "
+        "session_end.",
+    )
+    backchannel = models.BooleanField(
+        default=False,
+        help_text='An acknowledgement ("mhm", "okay") said over the agent, who went on.',
     )
     start_ms = models.PositiveIntegerField(null=True, blank=True)
     end_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -88,6 +88,14 @@ class SessionStore:
             await self._count_turn(interrupted=utterance.interrupted)
         return utterance
 
+    async def extend_utterance(self, utterance: Utterance, text: str, end_ms: int | None) -> None:
+        """The caller went on with an utterance already stored: it now reads `text`."""
+        utterance.text, utterance.end_ms = text, end_ms
+        await durably(
+            f"user utterance #{utterance.seq}",
+            lambda: Utterance.objects.filter(pk=utterance.pk).aupdate(text=text, end_ms=end_ms),
+        )
+
     async def _count_turn(self, *, interrupted: bool) -> None:
         """One more agent turn (a reply stored), and one more cut short if it was."""
         counters = ["turn_count", "interrupted_turn_count"] if interrupted else ["turn_count"]

@@ -211,6 +211,9 @@ class SpeechDetector:
     """
 
     onset_gap_frames = 1
+    # A run reported as suspected survives longer dips: speech often starts with a consonant
+    # and a pause before its vowel, and dismissing it would resume the reply for a blip.
+    suspected_gap_frames = 4
 
     def __init__(
         self,
@@ -321,7 +324,8 @@ class SpeechDetector:
                 return SpeechSuspected(_ms(self._run_start))
         elif self._run_start is not None:
             self._run_gap += 1
-            if self._run_gap > self.onset_gap_frames:
+            allowed = self.suspected_gap_frames if self._run_suspected else self.onset_gap_frames
+            if self._run_gap > allowed:
                 self._run_start = None
                 if self._run_suspected:
                     return SpeechDismissed(_ms(self._voiced_end))

@@ -199,10 +199,15 @@ const DESCRIBERS = {
   speech_started: (e) => `at ${e.offset_ms} ms`,
   speech_stopped: (e) => `at ${e.offset_ms} ms · ${e.duration_ms} ms long`,
   transcript_partial: (e) => quote(e.text),
-  transcript_final: (e) => quote(e.text),
+  transcript_final: (e) =>
+    [quote(e.text), e.backchannel ? "backchannel" : "", endOfTurn(e.end_of_turn)]
+      .filter(Boolean)
+      .join(" · "),
   agent_response: (e) => (e.final ? `final ${quote(e.text)}` : quote(e.delta)),
   playback_started: (e) => `turn ${e.turn} · ${e.sample_rate} Hz`,
   playback_completed: (e) => `turn ${e.turn} · ${e.played_ms} ms played`,
+  playback_paused: (e) => `turn ${e.turn} · paused after ${e.played_ms} ms`,
+  playback_resumed: (e) => `turn ${e.turn} · resumed at ${e.played_ms} ms`,
   barge_in: (e) => `turn ${e.turn} by ${e.source} · heard ${quote(e.heard_text)}`,
   dtmf: (e) => `keys ${e.digits}`,
   tool_invocation: (e) => `${e.tool} ${e.status} · ${e.duration_ms} ms`,
@@ -210,6 +215,13 @@ const DESCRIBERS = {
   session_ended: (e) => e.reason,
   error: (e) => `${e.code}: ${e.message}`,
 };
+
+/** Why the caller's turn ended, as the server decided it. */
+function endOfTurn(end) {
+  if (!end) return "";
+  const probability = end.probability === null ? "" : ` p=${end.probability.toFixed(2)}`;
+  return `ended by ${end.reason} after ${end.silence_ms} ms${probability}`;
+}
 
 function renderEvent(event) {
   if (event.type === "agent_response" && Number.isInteger(event.turn)) {
@@ -301,6 +313,19 @@ function addMessage(role, text) {
   );
   ui.transcript.append(item);
   return item;
+}
+
+/** A final utterance: a new bubble, or the whole text of one the caller went on with. */
+function showFinal({ text, utterance_id: utteranceId, backchannel }) {
+  clearPartial();
+  const shown = ui.transcript.querySelector(`[data-utterance-id="${utteranceId}"]`);
+  const bubble = shown ?? addMessage("user", text);
+  bubble.dataset.utteranceId = utteranceId;
+  bubble.querySelector(".message__text").textContent = text;
+  if (backchannel) {
+    bubble.classList.add("message--backchannel");
+    bubble.dataset.testid = "backchannel-bubble";
+  }
 }
 
 function addNote(text, kind = "info") {
@@ -417,13 +442,13 @@ const EVENT_EFFECTS = {
   speech_started: () => setSpeaking("callerSpeaking", true),
   speech_stopped: () => setSpeaking("callerSpeaking", false),
   transcript_partial: (e) => showPartial(e.text),
-  transcript_final: (e) => {
-    clearPartial();
-    addMessage("user", e.text);
-  },
+  transcript_final: showFinal,
   agent_response: (e) => (e.final ? finishAgentReply(e) : extendAgentReply(e)),
   playback_started: onPlaybackStarted,
   playback_completed: () => setSpeaking("agentSpeaking", false),
+  // The caller may be speaking: what the page holds would not be heard; more comes on resume.
+  playback_paused: stopAgentAudio,
+  playback_resumed: () => setSpeaking("agentSpeaking", true),
   barge_in: (e) => {
     stopAgentAudio();
     markInterrupted(e);
@@ -532,6 +557,7 @@ function onPlaybackStarted({ sample_rate: rate }) {
 
 function stopAgentAudio() {
   voice.speaker.clear();
+  ui.playedAudio.dataset.clears = String(Number(ui.playedAudio.dataset.clears ?? 0) + 1);
   setSpeaking("agentSpeaking", false);
 }
 
@@ -936,7 +962,14 @@ function replayStored(detail) {
   }
 }
 
-const BARGE_IN_SOURCES = new Set(["speech", "text", "dtmf", "interrupt", "operator"]);
+const BARGE_IN_SOURCES = new Set([
+  "speech",
+  "text",
+  "dtmf",
+  "interrupt",
+  "operator",
+  "continuation",
+]);
 
 /** The events a stored session's records tell of, in order. What the store does not keep
  * (partials, audio, playback, errors) is not invented. */

@@ -48,6 +48,9 @@ def text_only_engines(settings) -> None:
     """Most tests hold typed conversations; voice tests choose their engines themselves."""
     settings.TTS_ENGINE = "none"
     settings.STT_ENGINE = "none"
+    # A fixed end of turn: 600 ms of silence. Turn-taking tests choose the model themselves.
+    settings.TURN_MODEL = "none"
+    settings.VAD_HANGOVER_MS = 600
     settings.GRACEFUL_SHUTDOWN = False  # a SIGTERM handler belongs to servers, not to pytest
 
 

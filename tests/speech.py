@@ -81,3 +81,9 @@ def non_speech_clips() -> dict[str, bytes]:
         "long cough": cough(400, seed=1) + silence(300),
         "short cough": silence(200) + cough(150, seed=2),
     }
+
+
+def vocal_burst(ms: int = 150) -> bytes:
+    """A short voiced sound, a cough or a throat being cleared: voice for a moment, no words.
+    (A synthetic noise burst does not even wake the voice detector.)"""
+    return speech_pcm("hello")[: 32 * ms]

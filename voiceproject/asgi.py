@@ -16,6 +16,7 @@ from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from agents_app.speech.stt import warm_up_recognizer  # noqa: E402
+from agents_app.speech.turn import warm_up_turn_model  # noqa: E402
 from voiceproject.access_log import mask_daphne_access_log  # noqa: E402
 from voiceproject.routing import (  # noqa: E402
     acs_websocket_urlpatterns,
@@ -41,5 +42,6 @@ application = ProtocolTypeRouter(
     }
 )
 
-# A server loads its speech model while it starts, not when its first caller speaks.
+# A server loads its speech models while it starts, not when its first caller speaks.
 warm_up_recognizer(settings.STT_ENGINE)
+warm_up_turn_model(settings.TURN_MODEL)

@@ -196,9 +196,24 @@ VAD_ENGINE = os.environ.get("VAD_ENGINE", "hybrid")  # hybrid | silero | webrtc
 VAD_THRESHOLD = env_float("VAD_THRESHOLD", 0.5)
 # Speech must last this long to count (and to barge in): coughs and clicks do not.
 VAD_MIN_SPEECH_MS = env_int("VAD_MIN_SPEECH_MS", 200)
-VAD_HANGOVER_MS = env_int("VAD_HANGOVER_MS", 600)
-# A silence this long inside speech is a pause: the speculative final starts then.
+VAD_HANGOVER_MS = env_int("VAD_HANGOVER_MS", 1500)
+# A silence this long inside speech is a pause: the end-of-turn model and the speculative final
+# are asked then. The hangover is the longest silence a turn may hold when they say "not yet".
 VAD_PAUSE_MS = env_int("VAD_PAUSE_MS", 200)
+# Voiced audio that pauses the agent's reply at once (confirmed or resumed afterwards).
+VAD_ONSET_MS = env_int("VAD_ONSET_MS", 64)
+# Speech over a reply no longer than this, saying only these, lets the reply go on.
+BACKCHANNEL_MAX_MS = env_int("BACKCHANNEL_MAX_MS", 800)
+BACKCHANNELS = env_list(
+    "BACKCHANNELS",
+    "mhm,mm hmm,uh huh,okay,ok,yeah,yes,yep,right,sure,alright,all right,i see,got it",
+)
+# The caller going on this soon after their turn ended continues it (the reply is dropped).
+CONTINUATION_MS = env_int("CONTINUATION_MS", 1000)
+MAX_UTTERANCE_S = env_int("MAX_UTTERANCE_S", 15)
+# The end-of-turn model asked at each pause: smart_turn (offline) | none.
+TURN_MODEL = os.environ.get("TURN_MODEL", "smart_turn")
+TURN_MODEL_THRESHOLD = env_float("TURN_MODEL_THRESHOLD", 0.5)
 PLAYBACK_FRAME_MS = 20
 PLAYBACK_LEAD_MS = env_int("PLAYBACK_LEAD_MS", 80)
 AUDIO_MAX_FRAME_MS = 1000

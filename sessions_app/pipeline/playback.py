@@ -9,6 +9,7 @@ within the lead. The worker knows how much has been played, and so which words w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -86,9 +87,25 @@ class _PlacedClip:
     clip: SpeechClip
     offset_ms: float  # where the clip starts in the turn's audio
 
+    def word_start_ms(self, position_ms: float) -> float:
+        """Where the word sounding at `position_ms` (turn time, inside this clip) began."""
+        starts = [
+            mark.audio_ms
+            for mark in self.clip.words
+            if mark.audio_ms <= position_ms - self.offset_ms
+        ]
+        return self.offset_ms + (starts[-1] if starts else 0)
+
 
 class PlaybackWorker:
-    """Speaks one agent turn. Owns its synthesis and pacing tasks; `stop()` silences it at once."""
+    """Speaks one agent turn. Owns its synthesis and pacing tasks.
+
+    The turn's audio is one timeline, synthesised clip by clip and sent from a cursor. `pause()`
+    stops the frames at once (the client drops what it holds) and moves the cursor back to the
+    start of the word the caller was hearing, so `resume()` goes on intelligibly; `stop()` ends
+    the turn. Played time counts only what the caller could hear: paused time, and frames sent
+    ahead but dropped, are not played.
+    """
 
     def __init__(
         self,
@@ -108,14 +125,22 @@ class PlaybackWorker:
         self._send_audio = send_audio
         self._send_event = send_event
         self._report = report
-        self._frame_ms = frame_ms
+        self._frame_bytes = frame_bytes(sample_rate, frame_ms)
         self._lead_s = lead_ms / 1000
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        self._clips: asyncio.Queue[SpeechClip | None] = asyncio.Queue()
+        self._audio = bytearray()  # the turn's audio so far, at the session's rate
         self._placed: list[_PlacedClip] = []
-        self._sent_ms = 0.0
-        self._origin: float | None = None  # loop time at which turn audio position 0 plays
+        self._synthesised = False  # every sentence is in `_audio`
+        self._changed = asyncio.Event()  # audio added, synthesis over, or resumed
+        self._cursor = 0  # bytes of `_audio` before the next frame to send
+        self._origin: float | None = None  # loop time at which timeline position 0 plays
+        self._run_from_ms = 0.0  # where the current run of frames began
+        self._earlier_runs_ms = 0.0  # heard in runs that a pause ended
+        self._heard_until_ms = 0.0  # the furthest position the caller has heard
+        self._started = False
+        self._paused = False
         self._stopped = False
+        self._sending = asyncio.Lock()  # held while a frame is being sent
         self._synthesis = asyncio.create_task(self._synthesize_sentences())
         self._pacing = asyncio.create_task(self._pace_frames())
 
@@ -129,78 +154,153 @@ class PlaybackWorker:
     async def wait_played(self) -> int:
         """Once every frame has been sent and has had time to play, the milliseconds played."""
         await asyncio.shield(self._pacing)
-        return round(self._sent_ms)
+        return self.played_ms
+
+    @property
+    def started(self) -> bool:
+        """Whether any frame has been sent (`playback_started` went out)."""
+        return self._started
 
     @property
     def played_ms(self) -> int:
         """How much of the turn's audio the caller has heard by now."""
-        if self._origin is None:
-            return 0
-        elapsed = (asyncio.get_running_loop().time() - self._origin) * 1000
-        return int(max(0.0, min(self._sent_ms, elapsed)))
+        current = 0.0 if self._paused else self._position_ms() - self._run_from_ms
+        return round(self._earlier_runs_ms + current)
 
-    def heard_text(self, played_ms: int) -> str:
-        """The words of the reply whose sound had started by `played_ms`."""
+    def heard_text(self) -> str:
+        """The words of the reply whose sound the caller had started to hear."""
+        position = self._heard_until_ms if self._paused else self._note_position()
         heard = []
         for placed in self._placed:
-            if placed.offset_ms >= played_ms:
+            if placed.offset_ms >= position:
                 break
-            heard.append(placed.clip.heard_text(played_ms - placed.offset_ms))
+            heard.append(placed.clip.heard_text(position - placed.offset_ms))
         return " ".join(part for part in heard if part)
+
+    async def pause(self) -> int:
+        """Send no further frame until `resume()`; the milliseconds played so far. Returns
+        once a frame already being sent has gone, so nothing follows what the caller is told."""
+        played = self.hold()
+        async with self._sending:
+            return played
+
+    def hold(self) -> int:
+        """`pause()` without waiting for a frame in flight (for `stop()`, which cancels it)."""
+        if self._paused:
+            return self.played_ms
+        position = self._note_position()
+        self._earlier_runs_ms += position - self._run_from_ms
+        self._paused = True
+        rewound = self._word_start_ms(position)
+        self._cursor = min(len(self._audio), self._bytes_at(rewound))
+        self._run_from_ms = self._ms(self._cursor)
+        return self.played_ms
+
+    def resume(self) -> int:
+        """Go on from the start of the word the pause cut; the milliseconds played so far."""
+        if self._paused and not self._stopped:
+            self._paused = False
+            self._origin = None  # the next frame sets the clock anew
+            self._run_from_ms = self._ms(self._cursor)
+            self._changed.set()
+        return self.played_ms
 
     def stop(self) -> int:
         """Send no further frame, cancel synthesis; return the milliseconds played."""
-        played = self.played_ms
+        played = self.hold()
         self._stopped = True
         self._synthesis.cancel()
         self._pacing.cancel()
         return played
 
+    # --- the timeline ---------------------------------------------------------------------
+
+    def _ms(self, size: int) -> float:
+        return size / 2 / self.sample_rate * 1000
+
+    def _bytes_at(self, position_ms: float) -> int:
+        return int(position_ms * self.sample_rate / 1000) * 2
+
+    def _position_ms(self) -> float:
+        """The timeline position the caller hears now (within the current run)."""
+        if self._origin is None:
+            return self._run_from_ms
+        elapsed = (asyncio.get_running_loop().time() - self._origin) * 1000
+        return max(self._run_from_ms, min(self._ms(self._cursor), elapsed))
+
+    def _note_position(self) -> float:
+        position = self._position_ms()
+        self._heard_until_ms = max(self._heard_until_ms, position)
+        return position
+
+    def _word_start_ms(self, position_ms: float) -> float:
+        for placed in reversed(self._placed):
+            if placed.offset_ms <= position_ms:
+                return placed.word_start_ms(position_ms)
+        return 0.0
+
+    # --- the tasks ------------------------------------------------------------------------
+
     async def _synthesize_sentences(self) -> None:
         try:
             while (sentence := await self._sentences.get()) is not None:
                 clip = await self._synthesizer.synthesize(sentence)
-                self._clips.put_nowait(clip)
+                self._placed.append(_PlacedClip(clip, self._ms(len(self._audio))))
+                self._audio += resample(clip.pcm, clip.sample_rate, self.sample_rate)
+                self._changed.set()
         except ProviderError as exc:
             await self._report(events.error_for(exc))
         finally:
-            self._clips.put_nowait(None)
+            self._synthesised = True
+            self._changed.set()
 
     async def _pace_frames(self) -> None:
-        size = frame_bytes(self.sample_rate, self._frame_ms)
-        pending = b""  # the tail of a clip that does not fill a frame waits for the next clip
-        while (clip := await self._clips.get()) is not None:
-            self._placed.append(
-                _PlacedClip(clip, self._sent_ms + len(pending) / 2 / self.sample_rate * 1000)
+        while True:
+            waiting = len(self._audio) - self._cursor
+            if not self._paused and (
+                waiting >= self._frame_bytes or (self._synthesised and waiting > 0)
+            ):
+                await self._send_paced()
+                continue
+            if self._paused or not self._synthesised:
+                await self._wait_for_change()
+                continue
+            if self._origin is None:
+                return  # nothing was ever sent, or nothing more since a resume
+            # All sent: the turn is over once the last frame has played (a pause may rewind).
+            left_s = (
+                self._origin + self._ms(self._cursor) / 1000 - asyncio.get_running_loop().time()
             )
-            pending += resample(clip.pcm, clip.sample_rate, self.sample_rate)
-            whole = len(pending) - len(pending) % size
-            for start in range(0, whole, size):
-                if not await self._send_paced(pending[start : start + size]):
-                    return
-            pending = pending[whole:]
-        if pending and not await self._send_paced(pending):
-            return
-        if self._origin is not None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(max(0.0, self._origin + self._sent_ms / 1000 - loop.time()))
+            if left_s <= 0:
+                self._note_position()
+                return
+            await self._wait_for_change(left_s)
 
-    async def _send_paced(self, frame: bytes) -> bool:
-        """Send one frame when it is due (a lead ahead of real time); False once stopped."""
-        now = asyncio.get_running_loop().time()
-        if self._origin is None:
-            self._origin = now
+    async def _wait_for_change(self, at_most_s: float | None = None) -> None:
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most_s):
+                await self._changed.wait()
+
+    async def _send_paced(self) -> None:
+        """Send the frame at the cursor when it is due (a lead ahead of real time)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        position_s = self._ms(self._cursor) / 1000
+        if not self._started:
+            self._started = True
             await self._send_event(
                 events.playback_started(turn=self.turn, sample_rate=self.sample_rate)
             )
-        elif now > self._origin + self._sent_ms / 1000:
-            # We fell behind (slow synthesis): the client drained its buffer and waited.
-            self._origin = now - self._sent_ms / 1000
-        due = self._origin + self._sent_ms / 1000 - self._lead_s
+        if self._origin is None or now > self._origin + position_s:
+            # A new run, or we fell behind (slow synthesis): the client drained its buffer.
+            self._origin = now - position_s
+        due = self._origin + position_s - self._lead_s
         if due > now:
             await asyncio.sleep(due - now)
-        if self._stopped:
-            return False
-        await self._send_audio(frame)
-        self._sent_ms += len(frame) / 2 / self.sample_rate * 1000
-        return True
+        async with self._sending:
+            if self._paused or self._stopped:
+                return
+            frame = bytes(self._audio[self._cursor : self._cursor + self._frame_bytes])
+            await self._send_audio(frame)
+            self._cursor += len(frame)

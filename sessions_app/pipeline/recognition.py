@@ -1,11 +1,16 @@
-"""The recognition worker: caller audio → voice detection → speech recognition → the turn manager.
+"""The recognition worker: caller audio → voice detection → speech recognition → the listener.
 
 Audio frames are queued by the consumer and handled in this worker's own task, so a slow
 decoder never delays the consumer (nor, through it, a barge-in). The queue holds at most
 `max_queued_ms` of audio: beyond, `feed` refuses it, and nothing waits without bound (nor is
-decoded after the session ends). Voice onset is reported the
-moment it is confirmed; the recognizer also gets the audio from just before the onset, so the
-first word is not lost to the detector's confirmation delay.
+decoded after the session ends). Every voice detector event reaches the listener the moment it
+happens; the recognizer also gets the audio from just before the onset, so the first word is
+not lost to the detector's confirmation delay.
+
+When an utterance ends is the listener's call (its turn-taking): at a pause it may ask for a
+turn check (the end-of-turn model and the recognizer's speculative words, computed off this
+task and handed back in order with the audio), then `end_utterance()`; the detector's
+hangover is only the longest silence a turn may hold.
 """
 
 from __future__ import annotations
@@ -20,18 +25,23 @@ from django.conf import settings
 from agents_app.errors import ProviderError, ProviderUnavailable
 from agents_app.speech.audio import StreamResampler
 from agents_app.speech.stt.base import INPUT_RATE, SpeechRecognizer, Transcript
+from agents_app.speech.turn import TurnModel
 from sessions_app.vad import (
     SpeechDetector,
+    SpeechDismissed,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
     SpeechStopped,
+    SpeechSuspected,
 )
 
 logger = logging.getLogger(__name__)
 
 # Audio kept from before the detector confirms speech, handed to the recognizer at onset.
 PRE_ROLL_MS = 300
+# The end of an utterance the turn model judges (smart-turn reads the last 8 s).
+TURN_MODEL_AUDIO_S = 8
 
 
 @dataclass(frozen=True)
@@ -41,14 +51,40 @@ class UnfinishedUtterance:
     end_ms: int
 
 
+@dataclass(frozen=True)
+class TurnCheck:
+    """What the end-of-turn model (and then the recognizer) made of the pause that began at
+    `paused_at_ms`. The model answers first, alone: a confident "finished" needs no words."""
+
+    paused_at_ms: int
+    probability: float | None
+    words: str | None = None
+
+
 class RecognitionListener(Protocol):
+    async def on_speech_suspected(self, offset_ms: int) -> None: ...
+
+    async def on_speech_dismissed(self, offset_ms: int) -> None: ...
+
     async def on_speech_started(self, offset_ms: int) -> None: ...
+
+    async def on_speech_paused(self, offset_ms: int) -> None: ...
+
+    async def on_speech_resumed(self, offset_ms: int) -> None: ...
+
+    async def on_silence_limit(self) -> None: ...
+
+    async def on_audio_time(self, now_ms: int) -> None: ...
+
+    async def on_turn_check(self, now_ms: int, check: TurnCheck) -> None: ...
 
     async def on_speech_stopped(self, offset_ms: int, duration_ms: int) -> None: ...
 
     async def on_partial(self, text: str) -> None: ...
 
-    async def on_final(self, transcript: Transcript, start_ms: int, end_ms: int) -> None: ...
+    async def on_final(self, transcript: Transcript, start_ms: int, end_ms: int) -> None:
+        """An utterance ended; its text may be empty (a cough the detector took for speech)."""
+        ...
 
     async def on_recognition_error(self, exc: ProviderError) -> None: ...
 
@@ -64,18 +100,23 @@ class RecognitionWorker:
         *,
         sample_rate: int,
         max_queued_ms: int,
+        turn_model: TurnModel | None = None,
     ) -> None:
         self._listener = listener
         self._detector = detector
         self._recognizer = recognizer
+        self._turn_model = turn_model
         self._resample = StreamResampler(sample_rate, INPUT_RATE)
-        self._audio: asyncio.Queue[bytes] = asyncio.Queue()
+        self._audio: asyncio.Queue[bytes | TurnCheck] = asyncio.Queue()
         self._queued_bytes = 0
         self._max_queued_bytes = sample_rate * 2 * max_queued_ms // 1000
         self._received_ms = 0.0  # stream time of the audio handed to the detector
         self._pre_roll = bytearray()
         self._speech_start_ms: int | None = None
         self._onset_chunk = False  # the chunk that confirmed speech went in with the pre-roll
+        self._utterance = bytearray()  # the current utterance's audio, for the turn model
+        self._hangover_stop: SpeechStopped | None = None
+        self._check: asyncio.Task[None] | None = None
         self._task = asyncio.create_task(self._run())
 
     def feed(self, pcm: bytes) -> bool:
@@ -87,15 +128,62 @@ class RecognitionWorker:
         self._audio.put_nowait(pcm)
         return True
 
-    def _next_queued(self) -> bytes:
-        pcm = self._audio.get_nowait()
-        self._queued_bytes -= len(pcm)
-        return pcm
+    def _next_queued(self) -> bytes | TurnCheck:
+        item = self._audio.get_nowait()
+        if isinstance(item, bytes):
+            self._queued_bytes -= len(item)
+        return item
+
+    @property
+    def recognizes(self) -> bool:
+        """Whether utterances get words (else only voice activity is known)."""
+        return self._recognizer is not None
+
+    async def end_utterance(self) -> None:
+        """End the utterance now (the listener decided the caller is done): `speech_stopped`,
+        then its final. Call from a listener method, which runs in this worker's task."""
+        stops = self._detector.end_speech() or [self._hangover_stop]
+        self._hangover_stop = None
+        start_ms, self._speech_start_ms = self._speech_start_ms, None
+        self._cancel_check()
+        stop = stops[0]
+        if stop is None or start_ms is None:
+            return
+        await self._listener.on_speech_stopped(stop.offset_ms, stop.duration_ms)
+        transcript = Transcript(text="")
+        if self._recognizer is not None:
+            transcript = await self._recognizer.finish_utterance()
+        await self._listener.on_final(transcript, start_ms, stop.offset_ms)
+
+    def check_turn_end(self, paused_at_ms: int) -> None:
+        """Ask the turn model, then the recognizer, about the pause that began at
+        `paused_at_ms`; each answer comes back through the queue, in order with the audio, as
+        `on_turn_check`."""
+        self._cancel_check()
+        self._check = asyncio.create_task(self._turn_check(paused_at_ms, bytes(self._utterance)))
+
+    async def _turn_check(self, paused_at_ms: int, audio: bytes) -> None:
+        probability = None
+        if self._turn_model is not None:
+            try:
+                probability = await self._turn_model.finished_probability(audio)
+            except ProviderError as exc:
+                logger.warning("the end-of-turn model failed (%s): waiting for silence", exc.code)
+            self._audio.put_nowait(TurnCheck(paused_at_ms, probability))
+        if self._recognizer is not None:
+            words = await self._recognizer.peek()
+            self._audio.put_nowait(TurnCheck(paused_at_ms, probability, words))
+
+    def _cancel_check(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
 
     async def close(self) -> UnfinishedUtterance | None:
         """Stop listening. Words of an utterance still being spoken are recognised and
         returned, so ending a session mid-sentence loses nothing that was said."""
         self._task.cancel()
+        self._cancel_check()
         await asyncio.wait([self._task])
         if self._recognizer is None:
             return None
@@ -103,9 +191,11 @@ class RecognitionWorker:
         try:
             if self._speech_start_ms is not None:
                 while not self._audio.empty():  # audio received but not yet heard
-                    pcm = self._resample(self._next_queued())
-                    self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
-                    await self._recognizer.accept(pcm)
+                    item = self._next_queued()
+                    if isinstance(item, bytes):
+                        pcm = self._resample(item)
+                        self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
+                        await self._recognizer.accept(pcm)
                 transcript = await self._recognizer.finish_utterance()
                 if transcript.text.strip():
                     end_ms = round(self._received_ms)
@@ -116,11 +206,13 @@ class RecognitionWorker:
 
     async def _run(self) -> None:
         while True:
-            pcm = await self._audio.get()
-            self._queued_bytes -= len(pcm)
-            pcm = self._resample(pcm)
+            item = await self._audio.get()
             try:
-                await self._hear(pcm)
+                if isinstance(item, TurnCheck):
+                    await self._listener.on_turn_check(self._detector.position_ms, item)
+                    continue
+                self._queued_bytes -= len(item)
+                await self._hear(self._resample(item))
             except ProviderError as exc:
                 self._speech_start_ms = None
                 await self._listener.on_recognition_error(exc)
@@ -136,34 +228,47 @@ class RecognitionWorker:
         self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
         self._keep_pre_roll(pcm)
         for event in self._detector.process(pcm):
-            if isinstance(event, SpeechStarted):
-                await self._speech_started(event.offset_ms)
-            elif isinstance(event, SpeechStopped):
-                await self._speech_stopped(event.offset_ms, event.duration_ms)
-            elif self._recognizer is not None and isinstance(event, SpeechPaused):
-                self._recognizer.pause()
-            elif self._recognizer is not None and isinstance(event, SpeechResumed):
-                self._recognizer.resume()
+            await self._on_detector(event)
         if self._onset_chunk:
-            self._onset_chunk = False
-        elif self._speech_start_ms is not None and self._recognizer is not None:
-            await self._partial(await self._recognizer.accept(pcm))
+            self._onset_chunk = False  # it went in with the pre-roll
+        elif self._speech_start_ms is not None:
+            self._utterance += pcm
+            del self._utterance[: -INPUT_RATE * 2 * TURN_MODEL_AUDIO_S]
+            if self._recognizer is not None:
+                await self._partial(await self._recognizer.accept(pcm))
+        await self._listener.on_audio_time(self._detector.position_ms)
+
+    async def _on_detector(self, event: object) -> None:
+        listener = self._listener
+        if isinstance(event, SpeechSuspected):
+            await listener.on_speech_suspected(event.offset_ms)
+        elif isinstance(event, SpeechDismissed):
+            await listener.on_speech_dismissed(event.offset_ms)
+        elif isinstance(event, SpeechStarted):
+            await self._speech_started(event.offset_ms)
+        elif isinstance(event, SpeechPaused):
+            if self._recognizer is not None:
+                self._recognizer.pause()
+            await listener.on_speech_paused(event.offset_ms)
+        elif isinstance(event, SpeechResumed):
+            self._cancel_check()
+            if self._recognizer is not None:
+                self._recognizer.resume()
+            await listener.on_speech_resumed(event.offset_ms)
+        elif isinstance(event, SpeechStopped):
+            self._hangover_stop = event
+            await listener.on_silence_limit()
+            if self._hangover_stop is not None:  # the listener did not end it: end it now
+                await self.end_utterance()
 
     async def _speech_started(self, offset_ms: int) -> None:
         self._speech_start_ms = offset_ms
+        self._utterance = bytearray(self._pre_roll)
         await self._listener.on_speech_started(offset_ms)
         if self._recognizer is not None:
             await self._recognizer.start_utterance()
             self._onset_chunk = True
             await self._partial(await self._recognizer.accept(bytes(self._pre_roll)))
-
-    async def _speech_stopped(self, offset_ms: int, duration_ms: int) -> None:
-        start_ms, self._speech_start_ms = self._speech_start_ms, None
-        await self._listener.on_speech_stopped(offset_ms, duration_ms)
-        if self._recognizer is not None and start_ms is not None:
-            transcript = await self._recognizer.finish_utterance()
-            if transcript.text.strip():
-                await self._listener.on_final(transcript, start_ms, offset_ms)
 
     async def _partial(self, text: str | None) -> None:
         if text:

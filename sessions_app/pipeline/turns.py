@@ -22,6 +22,7 @@ from agents_app.speech.stt import build_recognizer
 from agents_app.speech.stt.base import Transcript
 from agents_app.speech.tts import build_synthesizer
 from agents_app.speech.tts.base import SpeechSynthesizer
+from agents_app.speech.turn import build_turn_model
 from agents_app.tools import ToolCallRecord
 from sessions_app import events, liveness, log_context
 from sessions_app.context import ContextWindow
@@ -29,8 +30,10 @@ from sessions_app.events import BargeInSource, ErrorBody, ErrorCode, Event
 from sessions_app.models import Session, Utterance
 from sessions_app.pipeline.audio_budget import AudioBudget
 from sessions_app.pipeline.keypad import Keypad
+from sessions_app.pipeline.listening import Listening
 from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
 from sessions_app.pipeline.recognition import RecognitionWorker
+from sessions_app.pipeline.turn_taking import EndOfTurn, Heard, TurnTaker, TurnTakingConfig, Verdict
 from sessions_app.redaction import (
     StreamingRedactor,
     redact_digits,
@@ -103,12 +106,28 @@ class AgentTurn:
     async def on_tool_call(self, record: ToolCallRecord) -> None:
         await self._send(events.tool_invocation(turn=self.number, record=record))
 
+    async def pause(self) -> int | None:
+        """Hold the reply's audio (the caller may be speaking); the ms played, or None if no
+        audio had started (there is nothing for the client to drop)."""
+        if self.playback is None or not self.interruptible:
+            return None
+        started = self.playback.started
+        played_ms = await self.playback.pause()
+        return played_ms if started else None
+
+    def resume(self) -> int | None:
+        """Let the held audio go on; the ms played, or None if none had started."""
+        if self.playback is None or not self.interruptible:
+            return None
+        played_ms = self.playback.resume()
+        return played_ms if self.playback.started else None
+
     def stop(self) -> tuple[int, str]:
         """Silence the reply now; return (ms played, text heard). Text-only: all that was sent."""
         if self.playback is None:
             return 0, "".join(self._sent)
         played_ms = self.playback.stop()
-        return played_ms, self.playback.heard_text(played_ms)
+        return played_ms, self.playback.heard_text()
 
 
 class Conversation:
@@ -135,6 +154,10 @@ class Conversation:
         self._turn: AgentTurn | None = None
         self._turns_started = session.turn_count
         self._recognition: RecognitionWorker | None = None
+        self.turn_taking = TurnTaker(TurnTakingConfig.from_settings())
+        self._listening = Listening(self, self.turn_taking)
+        self._last_user: Utterance | None = None  # the caller's last turn, which may go on
+        self._held: Utterance | None = None  # a turn that ended on a hanging word, unanswered
         self._audio_budget = AudioBudget(settings.AUDIO_AHEAD_BUDGET_MS)
         self._keypad = Keypad(self._keypad_entry, settings.DTMF_ENTRY_TIMEOUT_MS / 1000)
 
@@ -194,13 +217,20 @@ class Conversation:
         Audio beyond the real-time budget, or that recognition is too far behind to take, is
         dropped with an `audio_overrun` error (at most one a second)."""
         if self._recognition is None:
+            detector = SpeechDetector(
+                build_vad(settings.VAD_ENGINE),
+                pause_ms=settings.VAD_PAUSE_MS,
+                onset_ms=settings.VAD_ONSET_MS,
+            )
             self._recognition = RecognitionWorker(
-                self,
-                SpeechDetector(build_vad(settings.VAD_ENGINE), pause_ms=settings.VAD_PAUSE_MS),
+                self._listening,
+                detector,
                 build_recognizer(settings.STT_ENGINE),
                 sample_rate=self.session.sample_rate,
                 max_queued_ms=settings.AUDIO_AHEAD_BUDGET_MS + RECOGNITION_SLACK_MS,
+                turn_model=build_turn_model(settings.TURN_MODEL),
             )
+            self._listening.worker = self._recognition
         self.audio_started = True
         duration_ms = len(pcm) / 2 / self.session.sample_rate * 1000
         if self._audio_budget.admit(duration_ms) and self._recognition.feed(pcm):
@@ -223,17 +253,17 @@ class Conversation:
         else:
             await self._send(events.transcript_partial(redact_partial(text)))
 
-    async def user_said(self, text: str, **fields: object) -> None:
-        """A final utterance of the caller: redact, store, show, and start the agent's reply."""
+    async def user_said(
+        self, text: str, *, end: EndOfTurn | None = None, answer: bool = True, **fields: object
+    ) -> None:
+        """A final utterance of the caller: redact, store, show, and (unless it waits for
+        more) start the agent's reply."""
         redacted = redact_digits(text)
         utterance = await self._keep(Utterance.Role.USER, redacted, **fields)
         if utterance is None:
             return  # the caller was told their words were not stored, and can say them again
-        await self._send(
-            events.transcript_final(
-                text=redacted, utterance_id=utterance.id, utterance_seq=utterance.seq
-            )
-        )
+        await self._show_final(utterance, end)
+        self._last_user = utterance
         dropped = self.context.add_user(redacted)
         if dropped:
             await self._send(
@@ -243,6 +273,13 @@ class Conversation:
                     turn_budget=self.context.turn_budget,
                 )
             )
+        if answer:
+            self._answer(utterance)
+        else:
+            self._held = utterance
+
+    def _answer(self, utterance: Utterance) -> None:
+        self._held = None
         self._start_turn(
             lambda turn: self.runtime.run_turn(
                 session_id=self.session.id,
@@ -251,6 +288,76 @@ class Conversation:
                 listener=turn,
             )
         )
+
+    async def caller_said(
+        self, heard: Heard, transcript: Transcript, *, start_ms: int, end_ms: int
+    ) -> None:
+        """A recognised utterance, as the turn-taking judged it."""
+        timing = {"start_ms": start_ms, "end_ms": end_ms, "confidence": transcript.confidence}
+        text = transcript.text.strip()
+        if heard.verdict is Verdict.NOISE:
+            return
+        if heard.verdict is Verdict.BACKCHANNEL:
+            await self._keep_backchannel(text, heard.end, timing)
+        elif heard.verdict is Verdict.CONTINUATION and self._last_user is not None:
+            await self._continue_turn(text, heard, end_ms)
+        else:
+            await self.user_said(text, end=heard.end, answer=heard.answer, **timing)
+
+    async def _keep_backchannel(
+        self, text: str, end: EndOfTurn | None, timing: dict[str, object]
+    ) -> None:
+        """An acknowledgement over the reply: stored and shown, but no turn of its own."""
+        redacted = redact_digits(text)
+        utterance = await self._keep(Utterance.Role.USER, redacted, backchannel=True, **timing)
+        if utterance is not None:
+            await self._show_final(utterance, end)
+
+    async def _continue_turn(self, text: str, heard: Heard, end_ms: int) -> None:
+        """The caller went on with their last turn: it is one utterance, stored and shown
+        whole under its first id, and the agent answers all of it."""
+        utterance = self._last_user
+        assert utterance is not None
+        whole = redact_digits(f"{utterance.text} {text}".strip())
+        try:
+            await self.store.extend_utterance(utterance, whole, end_ms)
+        except StorageFailed as exc:
+            await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
+            return
+        await self._show_final(utterance, heard.end)
+        self.context.extend_user(whole)
+        if heard.answer:
+            self._answer(utterance)
+        else:
+            self._held = utterance
+
+    async def _show_final(self, utterance: Utterance, end: EndOfTurn | None) -> None:
+        """Tell the client the caller's utterance as stored."""
+        await self._send(
+            events.transcript_final(
+                text=utterance.text,
+                utterance_id=utterance.id,
+                utterance_seq=utterance.seq,
+                end_of_turn=end.as_json() if end is not None else None,
+                backchannel=utterance.backchannel,
+            )
+        )
+
+    async def answer_held(self) -> None:
+        """The caller said no more after a turn that hung: answer it as it stands."""
+        if self._held is not None:
+            self._answer(self._held)
+
+    async def pause_reply(self) -> None:
+        if self._turn is not None and (played_ms := await self._turn.pause()) is not None:
+            await self._send(events.playback_paused(turn=self._turn.number, played_ms=played_ms))
+
+    async def resume_reply(self) -> None:
+        if self._turn is not None and (played_ms := self._turn.resume()) is not None:
+            await self._send(events.playback_resumed(turn=self._turn.number, played_ms=played_ms))
+
+    async def send(self, event: Event) -> None:
+        await self._send(event)
 
     async def greet(self) -> None:
         """Say the agent's greeting as its first turn (a phone call has just connected). It is
@@ -274,26 +381,6 @@ class Conversation:
         await self._send(events.dtmf(redacted))
         await self.user_said(redacted)
 
-    # RecognitionListener: what the recognition worker reports.
-
-    async def on_speech_started(self, offset_ms: int) -> None:
-        await self._send(events.speech_started(offset_ms=offset_ms))
-        await self.barge_in("speech")
-
-    async def on_speech_stopped(self, offset_ms: int, duration_ms: int) -> None:
-        await self._send(events.speech_stopped(offset_ms=offset_ms, duration_ms=duration_ms))
-
-    async def on_partial(self, text: str) -> None:
-        await self.hear_text(text, final=False, source="speech")
-
-    async def on_final(self, transcript: Transcript, start_ms: int, end_ms: int) -> None:
-        await self.user_said(
-            transcript.text, start_ms=start_ms, end_ms=end_ms, confidence=transcript.confidence
-        )
-
-    async def on_recognition_error(self, exc: ProviderError) -> None:
-        await self.report(events.error_for(exc))
-
     # --- the agent ------------------------------------------------------------------------
 
     def _playback_for(self, turn_number: int) -> PlaybackWorker | None:
@@ -316,6 +403,7 @@ class Conversation:
         turn = AgentTurn(self._turns_started, self._send, self._playback_for(self._turns_started))
         turn.task = asyncio.create_task(self._run_agent_turn(turn, reply))
         self._turn = turn
+        self.turn_taking.reply_started()
 
     async def _run_agent_turn(
         self, turn: AgentTurn, reply: Callable[[AgentTurn], Awaitable[str]]
@@ -347,11 +435,13 @@ class Conversation:
         event finds the reply stored.
         """
         turn.finishing = True
+        self.turn_taking.reply_ended()
         await self._keep(Utterance.Role.AGENT, reply, id=turn.utterance_id)
         self.context.add_agent(reply)
 
     async def _turn_failed(self, turn: AgentTurn, exc: Exception) -> None:
         turn.finishing = True
+        self.turn_taking.reply_ended()
         _, heard = turn.stop()
         await self._keep_what_was_heard(turn, heard, "error")
         if isinstance(exc, ProviderError):
@@ -367,6 +457,7 @@ class Conversation:
         stopped = await self._stop_turn()
         if stopped is None:
             return False
+        self.turn_taking.reply_ended()
         turn, played_ms, heard = stopped
         await self._send(
             events.barge_in(turn=turn.number, played_ms=played_ms, heard_text=heard, source=source)
@@ -388,7 +479,8 @@ class Conversation:
         return turn, played_ms, heard
 
     async def _keep_what_was_heard(self, turn: AgentTurn, heard: str, cut_by: str) -> None:
-        """A reply cut short: store it as interrupted; the context keeps only what was heard."""
+        """A reply cut short: store it as interrupted; the context keeps only what was heard
+        (nothing, when the caller went on with their turn: it is answered anew)."""
         if not turn.generated_text:
             return
         await self._keep(
@@ -400,7 +492,8 @@ class Conversation:
             interrupted_by=cut_by,
         )
         await self.runtime.turn_cut(turn, cut_by)
-        self.context.add_agent(heard)
+        if cut_by != "continuation":
+            self.context.add_agent(heard)
 
     # --- the session ----------------------------------------------------------------------
 

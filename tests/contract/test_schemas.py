@@ -18,6 +18,7 @@ from agents_app.tools import ToolCallRecord
 from sessions_app import events
 from sessions_app.contracts import CONTRACTS_DIR, schema_names, validator
 from sessions_app.events import ErrorCode, EventStream
+from sessions_app.pipeline.turn_taking import EndOfTurn
 from sessions_app.protocol import parse_client_message
 
 SCHEMAS = [
@@ -558,6 +559,27 @@ STREAM_BODIES = [
         ),
         id="transcript_final",
     ),
+    pytest.param(
+        events.transcript_final(
+            text="What's my balance?",
+            utterance_id=uuid.UUID(UTTERANCE_ID),
+            utterance_seq=3,
+            end_of_turn=EndOfTurn("model", silence_ms=240, probability=0.93).as_json(),
+        ),
+        id="transcript_final-end-of-turn",
+    ),
+    pytest.param(
+        events.transcript_final(
+            text="Mhm.",
+            utterance_id=uuid.UUID(UTTERANCE_ID),
+            utterance_seq=4,
+            end_of_turn=EndOfTurn("interjection", silence_ms=200).as_json(),
+            backchannel=True,
+        ),
+        id="transcript_final-backchannel",
+    ),
+    pytest.param(events.playback_paused(turn=2, played_ms=1240), id="playback_paused"),
+    pytest.param(events.playback_resumed(turn=2, played_ms=1240), id="playback_resumed"),
     pytest.param(events.agent_response_delta(turn=1, delta="Order "), id="agent_response-delta"),
     pytest.param(
         events.agent_response_final(
@@ -576,7 +598,7 @@ STREAM_BODIES = [
             events.barge_in(turn=2, played_ms=640, heard_text="Order 12345", source=source),
             id=f"barge_in-{source}",
         )
-        for source in ("speech", "text", "dtmf", "interrupt", "operator")
+        for source in ("speech", "text", "dtmf", "interrupt", "operator", "continuation")
     ],
     pytest.param(events.dtmf("12"), id="dtmf"),
     pytest.param(events.dtmf("[redacted]#"), id="dtmf-redacted"),
@@ -710,6 +732,21 @@ BAD_STREAM_EVENTS = [
         stamped(events.transcript_final(text="x", utterance_id=uuid.uuid4(), utterance_seq=0)),
         "minimum",
         id="final-utterance-seq-0",
+    ),
+    pytest.param(
+        stamped(
+            events.transcript_final(
+                text="x",
+                utterance_id=uuid.uuid4(),
+                utterance_seq=1,
+                end_of_turn={"reason": "guess", "silence_ms": 0, "probability": None},
+            )
+        ),
+        "enum",
+        id="final-end-of-turn-reason",
+    ),
+    pytest.param(
+        stamped(events.playback_paused(turn=1, played_ms=-5)), "minimum", id="paused-negative"
     ),
     pytest.param(
         stamped(events.context_truncated(dropped_turns=0, kept_turns=1, turn_budget=1)),

@@ -22,7 +22,7 @@ from tests.e2e.browser import (
     payload,
     start_session,
 )
-from tests.speech import silence, speech_pcm
+from tests.speech import silence, speech_pcm, vocal_burst
 
 pytestmark = pytest.mark.browser
 
@@ -46,21 +46,22 @@ def caller_browser(
     playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CallerBrowser]:
     """Chromium whose microphone says `sentence`, then `pause_ms` of silence, over and over."""
-    browsers: dict[tuple[int, str], Browser] = {}
+    browsers: dict[tuple[int, str, bytes | None], Browser] = {}
     folder = tmp_path_factory.mktemp("fake-microphone")
 
-    def launch(pause_ms: int, sentence: str = SENTENCE) -> Browser:
-        if (pause_ms, sentence) not in browsers:
-            pcm = silence(300) + speech_pcm(sentence) + silence(pause_ms)
+    def launch(pause_ms: int, sentence: str = SENTENCE, clip: bytes | None = None) -> Browser:
+        key = (pause_ms, sentence, clip)
+        if key not in browsers:
+            pcm = silence(300) + (clip or speech_pcm(sentence)) + silence(pause_ms)
             wav = folder / f"caller-{len(browsers)}.wav"
             wav.write_bytes(to_wav(resample(pcm, 16000, WAV_RATE), WAV_RATE))
-            browsers[pause_ms, sentence] = launch_chromium(
+            browsers[key] = launch_chromium(
                 playwright,
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={wav}",
             )
-        return browsers[pause_ms, sentence]
+        return browsers[key]
 
     yield launch
     for browser in browsers.values():
@@ -191,4 +192,33 @@ def test_asking_the_rules_agent_for_the_balance_out_loud(
             "Your balance is", timeout=ANSWER_TIMEOUT_MS
         )
         expect(events_of(page, "playback_completed")).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+        assert_gapless_without_errors(page)
+
+
+def test_a_cough_over_the_agent_pauses_the_page_s_audio_and_the_reply_plays_on(
+    caller_browser: CallerBrowser, server_url: str
+) -> None:
+    """The microphone asks a question, then, while the agent answers, clears its throat."""
+    clip = (
+        speech_pcm("please repeat this long sentence about the weather on the coast")
+        + silence(2600)
+        + vocal_burst()
+        + silence(12_000)
+    )
+    with open_dashboard(caller_browser(0, clip=clip), server_url) as page:
+        start_session(page)
+        switch_microphone(page, on=True)
+
+        expect(events_of(page, "playback_paused").first).to_be_attached(timeout=HEARD_TIMEOUT_MS)
+        expect(events_of(page, "playback_resumed").first).to_be_attached(timeout=ANSWER_TIMEOUT_MS)
+        expect(events_of(page, "playback_completed")).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+        switch_microphone(page, on=False)
+
+        # The page dropped what it held at the pause, then played the rest of the reply.
+        assert int(page.get_by_test_id("played-audio").get_attribute("data-clears") or 0) >= 1
+        played_ms = payload(events_of(page, "playback_completed"))["played_ms"]
+        wait_until_played(page, (played_ms // 2) * 16)
+        types = {kind for kind, _ in event_items(page)}
+        assert "barge_in" not in types
+        expect(page.get_by_test_id("agent-bubble")).to_contain_text("the coast")
         assert_gapless_without_errors(page)

@@ -27,7 +27,7 @@ from sessions_app.contracts import validator
 from sessions_app.redaction import redact_digits
 from sessions_app.text import clean_text
 from tests.loop_thread import LoopThread
-from tests.servers import migrate, running_daphne, server_env
+from tests.servers import create_operator_token, migrate, running_daphne, server_env
 
 EXAMPLES = settings(
     max_examples=60,
@@ -44,6 +44,7 @@ class Server:
     url: str
     db: Path
     log: Path
+    operator_token: str  # watching a call is an operator's right
 
     def count(self, sql: str, *args: object) -> int:
         with sqlite3.connect(self.db, timeout=20) as db:
@@ -69,10 +70,12 @@ def server(tmp_path_factory) -> Iterator[Server]:
         ACS_JWT_AUDIENCE="fuzz",
         ACS_VERIFY_JWT="0",
         PROVIDER_RETRY_ATTEMPTS="1",
+        SESSION_CREATE_RATE="",  # hundreds of creates from one address: the limit is tested apart
     )
     migrate(env)
+    token = create_operator_token(env)
     with running_daphne(env, tmp / "daphne.log") as url:
-        yield Server(url, tmp / "db.sqlite3", tmp / "daphne.log")
+        yield Server(url, tmp / "db.sqlite3", tmp / "daphne.log", token)
     log = (tmp / "daphne.log").read_text(errors="replace")
     assert "Traceback" not in log, log[-4000:]
 
@@ -390,7 +393,9 @@ def call(server, loop, http) -> Call:
 
     async def connect() -> Call:
         watcher = await http.ws_connect(
-            f"{ws_base}/ws/sessions/{session_id}/watch/", origin=server.url
+            f"{ws_base}/ws/sessions/{session_id}/watch/",
+            origin=server.url,
+            headers={"Authorization": f"Bearer {server.operator_token}"},
         )
         media = await http.ws_connect(f"{ws_base}/ws/acs/{session_id}/")
         started = json.loads((await watcher.receive(timeout=20)).data)

@@ -128,9 +128,8 @@ async def test_asking_the_rules_agent_for_the_balance_by_voice_with_the_default_
 ):
     import voiceproject.settings as defaults
 
-    settings.STT_ENGINE = defaults.STT_ENGINE
-    settings.TTS_ENGINE = defaults.TTS_ENGINE
-    settings.VAD_ENGINE = defaults.VAD_ENGINE
+    for name in ("STT_ENGINE", "TTS_ENGINE", "VAD_ENGINE", "TURN_MODEL", "VAD_HANGOVER_MS"):
+        setattr(settings, name, getattr(defaults, name))
     client = await stream(agent="rules")
 
     await send_audio(client, silence(300) + speech_pcm("what's my balance") + silence(1000))

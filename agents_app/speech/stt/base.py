@@ -34,6 +34,11 @@ class SpeechRecognizer(Protocol):
         """The caller went on after a pause: work started for the final no longer covers it."""
         ...
 
+    async def peek(self) -> str | None:
+        """The words said up to the pause, if the engine decodes them early (else None): what
+        the turn-taking reads to tell a finished sentence from one that hangs."""
+        ...
+
     async def finish_utterance(self) -> Transcript:
         """The utterance ended; return what was said (text may be empty)."""
         ...

@@ -36,6 +36,10 @@ class OpenAIRecognizer:
     def resume(self) -> None:
         """See `pause`."""
 
+    async def peek(self) -> str | None:
+        """No words before the utterance ends: one request, sent then."""
+        return None
+
     async def finish_utterance(self) -> Transcript:
         pcm = bytes(self._audio)
         self._audio.clear()

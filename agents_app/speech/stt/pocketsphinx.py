@@ -153,6 +153,10 @@ class PocketsphinxRecognizer:
     def resume(self) -> None:
         """See `pause`."""
 
+    async def peek(self) -> str | None:
+        """Pocketsphinx decodes no early final."""
+        return None
+
     async def finish_utterance(self) -> Transcript:
         pcm = bytes(self._pending)
         self._reset_stream()

@@ -300,6 +300,16 @@ class WhisperRecognizer:
         self._drop(self._speculation)
         self._speculation = None
 
+    async def peek(self) -> str | None:
+        """The speculative final's words, once decoded; None without one (or if it failed)."""
+        speculation = self._speculation
+        if speculation is None:
+            return None
+        await asyncio.wait([speculation])  # never cancels it: the final may still use it
+        if speculation.cancelled() or speculation.exception() is not None:
+            return None
+        return speculation.result().text
+
     async def finish_utterance(self) -> Transcript:
         speculation, pcm = self._speculation, bytes(self._audio)
         self._speculation = None

@@ -21,7 +21,7 @@ from tests.integration.acs.conftest import (
     make_phone_session,
     pcm_of,
 )
-from tests.speech import frames, silence, speech_pcm
+from tests.speech import frames, silence, speech_pcm, vocal_burst
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -210,6 +210,21 @@ async def test_the_agent_greets_the_caller_and_the_greeting_can_be_cut(call, set
     assert (barge_in["turn"], barge_in["source"]) == (1, "dtmf")
     stored = await Utterance.objects.aget(session_id=media.session.id, role="agent")
     assert stored.text.startswith("Hello! Press 1") and stored.interrupted_by == "dtmf"
+
+
+async def test_a_false_alarm_stops_acs_audio_and_the_reply_then_plays_on(call, settings):
+    settings.STT_ENGINE = "whisper"
+    settings.TTS_ENGINE = "silent"
+    media = await call("rules", greet=True)
+    await audio_frames(media, 5)
+
+    await send_speech(media, vocal_burst() + silence(400), 16000)
+    await until_stop_audio(media)  # what ACS had queued is dropped while the caller may speak
+
+    await audio_frames(media, 5)  # a false alarm: the greeting goes on
+    events = await media.watcher.receive_until("playback_resumed")
+    assert "playback_paused" in [event["type"] for event in events]
+    assert "barge_in" not in [event["type"] for event in events]
 
 
 # --- keypad --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def count_from_utterances(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0005_session_liveness'),
+        ('sessions_app', '0006_utterance_backchannel'),
     ]
 
     operations = [
