@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -15,6 +17,7 @@ from agents_app.models import Agent, Task
 from agents_app.strategies import build_strategy
 from agents_app.strategies.base import AgentSpec, ChatMessage
 from agents_app.tools import ToolBox, ToolCallListener
+from voiceproject.metrics import AGENT_FIRST_TOKEN_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,11 @@ class AgentRuntime:
         self.spec = spec
         self.strategy = build_strategy(spec)
         self._redact = redact
+        self._first_token = AGENT_FIRST_TOKEN_SECONDS.labels(strategy=spec.strategy)
+        # The Task behind each listener's turn, so that a turn cut later can say so.
+        self._tasks: weakref.WeakKeyDictionary[TurnListener, uuid.UUID] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run_turn(
         self,
@@ -63,10 +71,14 @@ class AgentRuntime:
             started_at=timezone.now(),
             input={"agent": self.spec.name, "messages": messages},
         )
+        self._tasks[listener] = task.id
         toolbox = ToolBox(self.spec.tools, task_id=task.id, redact=self._redact, listener=listener)
         pieces: list[str] = []
+        asked = time.perf_counter()
         try:
             async for piece in self.strategy.stream_reply(messages, toolbox):
+                if not pieces:
+                    self._first_token.observe(time.perf_counter() - asked)
                 pieces.append(piece)
                 await listener.on_delta(piece)
         except asyncio.CancelledError:
@@ -81,6 +93,16 @@ class AgentRuntime:
             raise
         await self._finish(task, Task.Status.SUCCEEDED, pieces, "")
         return "".join(pieces)
+
+    async def turn_cut(self, listener: TurnListener, cut_by: str) -> None:
+        """The turn `listener` received was cut short (a barge-in, an error, the session's end)
+        after its reply had been generated: its Task did not succeed, it was cancelled."""
+        task_id = self._tasks.pop(listener, None)
+        if task_id is None:
+            return  # a turn the runtime did not run (a greeting)
+        await Task.objects.filter(pk=task_id, status=Task.Status.SUCCEEDED).aupdate(
+            status=Task.Status.CANCELLED, error=f"interrupted by {cut_by}"
+        )
 
     async def _finish(self, task: Task, status: str, pieces: list[str], error: str) -> None:
         await Task.objects.filter(pk=task.pk).aupdate(

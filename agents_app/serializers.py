@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents_app.models import Agent, Task, ToolInvocation
+from agents_app.strategies import unavailable_reason
 
 
 def iso_time(value: Any) -> str | None:
@@ -19,6 +20,12 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "model": agent.model,
         "tools": list(agent.tools or []),
     }
+
+
+def agent_listing_json(agent: Agent) -> dict[str, Any]:
+    """An agent as GET /api/agents lists it: with whether it can answer here, and why not."""
+    reason = unavailable_reason(agent.strategy)
+    return {**agent_json(agent), "available": reason is None, "unavailable_reason": reason}
 
 
 def tool_invocation_json(call: ToolInvocation) -> dict[str, Any]:

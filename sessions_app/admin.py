@@ -1,10 +1,26 @@
+"""The operator's view of sessions: what happened stays as it happened.
+
+An ended (or failed) session is a record: shown, never edited. A live one is changed only
+through its actions (interrupt, end), which go through the running conversation.
+"""
+
+from __future__ import annotations
+
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils import timezone
 
 from agents_app.admin import RecordInline
 from agents_app.models import Task
 from sessions_app.control import end_live_session, interrupt_session
 from sessions_app.models import CallEvent, Session, Utterance
+
+
+@admin.display(description="confidence")
+def confidence(utterance: Utterance) -> str:
+    """Two decimals are all a recogniser's confidence means."""
+    return "—" if utterance.confidence is None else f"{utterance.confidence:.2f}"
 
 
 class UtteranceInline(RecordInline):
@@ -17,7 +33,7 @@ class UtteranceInline(RecordInline):
         "text",
         "interrupted_by",
         "heard_text",
-        "confidence",
+        confidence,
         "created_at",
     ]
 
@@ -37,26 +53,33 @@ class TaskInline(RecordInline):
 
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
+    # Narrow columns, so that the list fits a 1366 px laptop screen beside the admin's menu.
     list_display = [
-        "id",
-        "channel",
-        "status",
-        "agent",
-        "caller_id",
-        "call_state",
-        "created_at",
-        "turn_count",
-        "barge_in_count",
-        "error_count",
+        "short_id",
+        "started",
+        "line",
+        "state",
+        "agent_name",
+        "turns",
+        "barge_ins",
+        "errors",
     ]
+    list_display_links = ["short_id"]
+    list_select_related = ["agent"]
     list_filter = ["status", "channel", "call_state", "agent"]
     search_fields = ["id", "end_reason", "caller_id", "call_connection_id", "correlation_id"]
     date_hierarchy = "created_at"
+    # Status, channel and agent change only through the conversation (the actions below).
     readonly_fields = [
         "id",
+        "status",
+        "channel",
+        "agent",
         "created_at",
         "ended_at",
+        "end_reason",
         "turn_count",
+        "interrupted_turn_count",
         "barge_in_count",
         "error_count",
         "caller_id",
@@ -67,6 +90,53 @@ class SessionAdmin(admin.ModelAdmin):
     ]
     inlines = [UtteranceInline, TaskInline, CallEventInline]
     actions = ["interrupt_sessions", "end_sessions"]
+
+    class Media:
+        css = {"all": ["admin-sessions.css"]}
+
+    def has_change_permission(self, request: HttpRequest, obj: Session | None = None) -> bool:
+        """An ended or failed session is shown, not edited."""
+        if obj is not None and obj.status != Session.Status.ACTIVE:
+            return False
+        return super().has_change_permission(request, obj)
+
+    @admin.display(description="session", ordering="id")
+    def short_id(self, session: Session) -> str:
+        return str(session.id)[:8]
+
+    @admin.display(description="started", ordering="created_at")
+    def started(self, session: Session) -> str:
+        return timezone.localtime(session.created_at).strftime("%d %b %H:%M")
+
+    @admin.display(description="channel", ordering="channel")
+    def line(self, session: Session) -> str:
+        """Web, or the phone caller's id."""
+        if session.channel == Session.Channel.ACS:
+            return f"Phone {session.caller_id or '(unknown)'}"
+        return session.get_channel_display()
+
+    @admin.display(description="agent", ordering="agent__name")
+    def agent_name(self, session: Session) -> str:
+        return session.agent.name
+
+    @admin.display(description="status", ordering="status")
+    def state(self, session: Session) -> str:
+        """The status, and for a phone call where the call is."""
+        status = session.get_status_display()
+        return f"{status} · {session.get_call_state_display()}" if session.call_state else status
+
+    @admin.display(description="turns (cut)", ordering="turn_count")
+    def turns(self, session: Session) -> str:
+        """Agent turns, and in brackets how many of them were cut short."""
+        return f"{session.turn_count} ({session.interrupted_turn_count})"
+
+    @admin.display(description="barge-ins", ordering="barge_in_count")
+    def barge_ins(self, session: Session) -> int:
+        return session.barge_in_count
+
+    @admin.display(description="errors", ordering="error_count")
+    def errors(self, session: Session) -> int:
+        return session.error_count
 
     @admin.action(description="Interrupt the agent (barge-in)", permissions=["change"])
     def interrupt_sessions(self, request, queryset) -> None:
@@ -85,7 +155,10 @@ class SessionAdmin(admin.ModelAdmin):
 
 @admin.register(Utterance)
 class UtteranceAdmin(admin.ModelAdmin):
-    list_display = ["session", "seq", "role", "text", "interrupted_by", "created_at"]
+    list_display = ["session", "seq", "role", "text", "interrupted_by", confidence, "created_at"]
     list_filter = ["role", "interrupted", "interrupted_by", "final"]
     search_fields = ["text", "session__id"]
-    readonly_fields = [field.name for field in Utterance._meta.fields]
+    readonly_fields = [
+        *(field.name for field in Utterance._meta.fields if field.name != "confidence"),
+        confidence,
+    ]

@@ -20,7 +20,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from agents_app.models import Agent, Task
-from agents_app.serializers import agent_json, task_json
+from agents_app.serializers import agent_listing_json, task_json
+from agents_app.strategies import unavailable_reason
 from sessions_app import events, shutdown
 from sessions_app.access import AccessRefused, Principal, principal_for
 from sessions_app.control import LAYER_OUTAGES, end_live_session, interrupt_session
@@ -130,7 +131,8 @@ async def health(request: HttpRequest) -> JsonResponse:
 
 @api_view("GET")
 async def agents(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"agents": [agent_json(agent) async for agent in Agent.objects.all()]})
+    listed = [agent_listing_json(agent) async for agent in Agent.objects.all()]
+    return JsonResponse({"agents": listed})
 
 
 @api_view("GET", "POST")
@@ -204,6 +206,9 @@ async def _create_session(request: HttpRequest) -> JsonResponse:
         agent = await Agent.objects.afor_session(agent_name)
     except Agent.DoesNotExist:
         return error_response(ErrorCode.AGENT_NOT_FOUND, f"no agent named {agent_name!r}", 400)
+    if reason := unavailable_reason(agent.strategy):
+        message = f"agent {agent.name!r} is unavailable on this server: {reason}"
+        return error_response(ErrorCode.NOT_CONFIGURED, message, 503)
     session = await Session.objects.acreate(
         agent=agent,
         sample_rate=sample_rate,

@@ -24,7 +24,7 @@ from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from sessions_app import events, shutdown, store
+from sessions_app import events, log_context, shutdown, store
 from sessions_app.access import AccessRefused, principal_for_socket
 from sessions_app.acs.calls import AUDIO_FORMATS, hang_up_session
 from sessions_app.acs.config import missing_settings, not_configured_message
@@ -98,6 +98,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         SIGTERM) ends the live session with reason `server_shutdown` before it goes; a
         consumer that fails for any reason ends it as `connection_lost`. Either way the
         session leaves this process's registry."""
+        log_context.bind_session(scope.get("url_route", {}).get("kwargs", {}).get("session_id"))
         self.transport = DaphneTransport.of(send)
         if self.transport is not None:
             self.transport.close_oversized_frames_cleanly()
@@ -169,6 +170,8 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         return True
 
     async def go_live(self, conversation: Conversation) -> None:
+        session = conversation.session
+        log_context.bind_session(session.id, session.call_connection_id)
         await self.control.ensure_joined()
         self.conversation = conversation
         shutdown.track(self)

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypedDict
 
 from agents_app.errors import ProviderError
 from agents_app.tools import ToolCallRecord
+from voiceproject.metrics import ERRORS
 
 Event = dict[str, Any]
 
@@ -85,7 +86,9 @@ class ErrorBody(TypedDict):
 
 
 def error(code: ErrorCode, message: str, source: ErrorSource) -> ErrorBody:
-    """An error event body; also the body of every 4xx/5xx answer of the REST API."""
+    """An error event body; also the body of every 4xx/5xx answer of the REST API. Every
+    error is built here, so here it is counted (voice_errors_total)."""
+    ERRORS.labels(code=code.value).inc()
     return {
         "type": "error",
         "code": code.value,

@@ -25,6 +25,7 @@ from django.utils import timezone
 from sessions_app.acs.calls import hang_up_session
 from sessions_app.control import LAYER_OUTAGES, ask_to_end
 from sessions_app.models import Session
+from sessions_app.process_task import ProcessTask
 from sessions_app.store import durably, end_session
 
 logger = logging.getLogger(__name__)
@@ -86,24 +87,12 @@ async def _stop_leftovers(session_id: uuid.UUID, channel: str, reason: str) -> N
         await hang_up_session(session_id)
 
 
-class Sweeper:
+class Sweeper(ProcessTask):
     """This process's periodic heartbeat and sweep; one task, owned here, cancelled by `stop`."""
 
     def __init__(self, live_session_ids: Callable[[], Iterable[uuid.UUID]]) -> None:
+        super().__init__()
         self._live_session_ids = live_session_ids
-        self._task: asyncio.Task[None] | None = None
-
-    def ensure_running(self) -> None:
-        """Start the task in the running loop unless it already runs there."""
-        loop = asyncio.get_running_loop()
-        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
-            return
-        self._task = loop.create_task(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from agents_app.models import Agent
@@ -40,7 +41,11 @@ class Session(models.Model):
     end_reason = models.CharField(max_length=50, blank=True)
     sample_rate = models.PositiveIntegerField(default=16000)
     turn_budget = models.PositiveIntegerField(default=20)
-    turn_count = models.PositiveIntegerField(default=0)
+    # Every agent reply stored, whole or cut short; of which interrupted_turn_count were cut.
+    turn_count = models.PositiveIntegerField(default=0, help_text="Agent turns.")
+    interrupted_turn_count = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Agent turns cut short (barge-in, error, end)."
+    )
     barge_in_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     # Phone calls (channel acs): who called, and ACS's ids for the call.
@@ -68,6 +73,14 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} session {self.id} ({self.status})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        """Refuse to bring an ended or failed session back to active: its end is a fact."""
+        if not self._state.adding and self.status == Session.Status.ACTIVE:
+            stored = Session.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored not in (None, Session.Status.ACTIVE):
+                raise ValidationError(f"session {self.pk} has {stored}; it cannot be active again")
+        super().save(*args, **kwargs)
 
 
 def group_name(session_id: uuid.UUID) -> str:

@@ -20,6 +20,7 @@ def session_json(session: Session) -> dict[str, Any]:
         "sample_rate": session.sample_rate,
         "turn_budget": session.turn_budget,
         "turn_count": session.turn_count,
+        "interrupted_turn_count": session.interrupted_turn_count,
         "barge_in_count": session.barge_in_count,
         "error_count": session.error_count,
         "caller_id": session.caller_id,

@@ -19,6 +19,8 @@ from typing import Protocol
 from django.conf import settings
 
 from sessions_app.liveness import Sweeper
+from sessions_app.loop_lag import lag_monitor
+from voiceproject.metrics import LIVE_SESSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ def at_capacity() -> bool:
 
 
 sweeper = Sweeper(live_session_ids)
+LIVE_SESSIONS.set_function(lambda: len(_live))
 
 
 def track(session: LiveSession) -> None:
@@ -56,6 +59,7 @@ def track(session: LiveSession) -> None:
     _install_handler()
     _live.add(session)
     sweeper.ensure_running()
+    lag_monitor.ensure_running()
 
 
 def untrack(session: LiveSession) -> None:
@@ -85,5 +89,6 @@ async def _shut_down() -> None:
         await asyncio.wait(endings, timeout=GRACE_S)
         await asyncio.sleep(FLUSH_S)
     sweeper.stop()
+    lag_monitor.stop()
     asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
     os.kill(os.getpid(), signal.SIGTERM)  # the default action now: exit

@@ -74,7 +74,7 @@ class SessionStore:
         # Reserve the seq before awaiting, so two writes in flight never share one.
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         try:
-            return await durably(
+            utterance = await durably(
                 f"{role} utterance #{seq}",
                 lambda: Utterance.objects.acreate(
                     session=self.session, role=role, seq=seq, text=text, **fields
@@ -84,6 +84,9 @@ class SessionStore:
             if self._next_seq == seq + 1:
                 self._next_seq = seq  # no gap for a write that never happened
             raise
+        if role == Utterance.Role.AGENT:
+            await self._count_turn(interrupted=utterance.interrupted)
+        return utterance
 
     async def extend_utterance(self, utterance: Utterance, text: str, end_ms: int | None) -> None:
         """The caller went on with an utterance already stored: it now reads `text`."""
@@ -93,14 +96,20 @@ class SessionStore:
             lambda: Utterance.objects.filter(pk=utterance.pk).aupdate(text=text, end_ms=end_ms),
         )
 
-    async def count(self, counter: str) -> None:
-        """Bump `turn_count`, `barge_in_count` or `error_count` without a read (best effort)."""
+    async def _count_turn(self, *, interrupted: bool) -> None:
+        """One more agent turn (a reply stored), and one more cut short if it was."""
+        counters = ["turn_count", "interrupted_turn_count"] if interrupted else ["turn_count"]
+        await self.count(*counters)
+
+    async def count(self, *counters: str) -> None:
+        """Bump session counters (`barge_in_count`, `error_count`; turns are counted as their
+        replies are stored) in one write, without a read (best effort)."""
         # A counter is a statistic; the rows it counts are what must not be lost.
         with contextlib.suppress(StorageFailed):
             await durably(
-                counter,
+                " and ".join(counters),
                 lambda: Session.objects.filter(pk=self.session.pk).aupdate(
-                    **{counter: F(counter) + 1}
+                    **{counter: F(counter) + 1 for counter in counters}
                 ),
             )
 

@@ -66,6 +66,7 @@ const state = {
   callerSpeaking: false, // between speech_started and speech_stopped
   level: 0,
   agentBubbles: new Map(), // turn number → the agent's bubble for that turn
+  replyRows: new Map(), // turn number → the event-list row its agent_response events fold into
   partialBubble: null,
   partialTimer: null,
   // The session the panels show: { id, own, phone, caller }; own: this page's session.
@@ -176,7 +177,8 @@ function updateControls() {
   const busy = ownSessionBusy();
   const live = isLive();
   ui.agentSelect.disabled = busy || ui.agentSelect.options.length === 0;
-  ui.startButton.disabled = busy || !ui.agentSelect.value;
+  ui.startButton.disabled =
+    busy || !ui.agentSelect.value || ui.agentSelect.selectedOptions[0]?.disabled === true;
   // A watcher hears nothing of the call and cannot speak in it: no microphone, no composer.
   for (const control of [ui.textInput, ui.sendButton, ui.micButton]) control.disabled = !live;
   const watching = isWatching();
@@ -222,11 +224,20 @@ function endOfTurn(end) {
 }
 
 function renderEvent(event) {
+  if (event.type === "agent_response" && Number.isInteger(event.turn)) {
+    foldReplyEvent(event);
+    return;
+  }
+  ui.eventList.append(eventRow(event));
+  ui.eventCount.textContent = String(++state.eventCount);
+}
+
+function eventRow(event) {
   const summary = el(
     "summary",
     {},
     el("span", { class: "event__type" }, String(event.type)),
-    el("span", { class: "event__seq" }, `#${event.seq ?? "?"}`),
+    el("span", { class: "event__seq" }, event.rebuilt ? "stored" : `#${event.seq ?? "?"}`),
     el("time", { class: "event__time", datetime: event.ts ?? "" }, formatTime(event.ts)),
     el("span", { class: "event__brief" }, DESCRIBERS[event.type]?.(event) ?? ""),
   );
@@ -239,7 +250,49 @@ function renderEvent(event) {
     },
     el("details", {}, summary, payload),
   );
-  ui.eventList.append(item);
+  if (event.rebuilt) item.classList.add("event--rebuilt");
+  return item;
+}
+
+/** A reply's agent_response events share one row that grows with each delta: its brief is
+ * the reply so far, its payload the latest event, and every raw event is one click away. */
+function foldReplyEvent(event) {
+  let row = state.replyRows.get(event.turn);
+  if (row === undefined) {
+    row = eventRow(event);
+    row.classList.add("event--reply");
+    Object.assign(row.dataset, { turn: String(event.turn), seqs: "", deltas: "0", text: "" });
+    const raw = el("ol", { class: "event__raw", dataset: { testid: "raw-events" } });
+    const rawSummary = el("summary", { class: "event__raw-summary" }, "raw events");
+    row.querySelector("details").append(el("details", { class: "event__raws" }, rawSummary, raw));
+    state.replyRows.set(event.turn, row);
+    ui.eventList.append(row);
+  }
+  const fold = row.dataset;
+  fold.seqs = fold.seqs ? `${fold.seqs},${event.seq ?? ""}` : String(event.seq ?? "");
+  if (event.final) {
+    fold.text = event.text ?? "";
+    fold.state = "final";
+  } else {
+    fold.text += event.delta ?? "";
+    fold.deltas = String(Number(fold.deltas) + 1);
+    fold.state = "streaming";
+  }
+  const seqs = fold.seqs.split(",");
+  const count = seqs.length;
+  if (!event.rebuilt) {
+    row.querySelector(".event__seq").textContent =
+      count > 1 ? `#${seqs[0]}–${seqs[count - 1]}` : `#${seqs[0] || "?"}`;
+  }
+  row.querySelector(".event__time").textContent = formatTime(event.ts);
+  const what = event.final ? "final" : `${fold.deltas} deltas`;
+  const brief = `turn ${event.turn} · ${what} ${quote(fold.text)}`;
+  row.querySelector(".event__brief").textContent = brief;
+  row.querySelector(".event__payload").textContent = JSON.stringify(event, null, 2);
+  const rawCount = `${count} raw event${count > 1 ? "s" : ""}`;
+  row.querySelector(".event__raw-summary").textContent = rawCount;
+  const rawEvent = el("pre", { class: "event__raw-payload" }, JSON.stringify(event, null, 2));
+  row.querySelector(".event__raw").append(el("li", {}, rawEvent));
   ui.eventCount.textContent = String(++state.eventCount);
 }
 
@@ -589,19 +642,29 @@ async function fetchJson(url, options = {}) {
 async function loadAgents() {
   try {
     const { agents } = await fetchJson("/api/agents");
-    const option = (agent) =>
-      el("option", { value: agent.name }, `${agent.name} (${agent.strategy})`);
-    ui.agentSelect.replaceChildren(...agents.map(option));
+    ui.agentSelect.replaceChildren(...agents.map(agentOption));
+    const usable = agents.filter((agent) => agent.available !== false);
     const preferred =
-      agents.find((agent) => agent.name === "echo") ??
-      agents.find((agent) => agent.strategy === "echo");
-    if (preferred) ui.agentSelect.value = preferred.name;
+      usable.find((agent) => agent.name === "echo") ??
+      usable.find((agent) => agent.strategy === "echo") ??
+      usable[0];
+    ui.agentSelect.value = preferred?.name ?? "";
     if (agents.length === 0) showNotice("No agents are configured.");
+    else if (usable.length === 0) showNotice("No agent can answer: no engine is configured.");
   } catch (error) {
     ui.agentSelect.replaceChildren();
     showNotice(`Could not load agents: ${error.message}`);
   }
   updateControls();
+}
+
+/** An agent in the picker; one whose engine the server lacks is shown, disabled, with why. */
+function agentOption(agent) {
+  const label = `${agent.name} (${agent.strategy})`;
+  if (agent.available !== false) return el("option", { value: agent.name }, label);
+  const reason = agent.unavailable_reason ?? "not configured";
+  const attributes = { value: agent.name, disabled: "", title: reason };
+  return el("option", attributes, `${label} · unavailable: ${reason}`);
 }
 
 function resetSession() {
@@ -620,6 +683,7 @@ function resetSession() {
     callerSpeaking: false,
   });
   state.agentBubbles.clear();
+  state.replyRows.clear();
   state.storedUtterances.clear();
   state.storedTurns.clear();
   state.view = null;
@@ -799,7 +863,10 @@ function fillSessionRow(row, session) {
   showLongId(cell("call"), phone ? session.call_connection_id : "");
   cell("status").textContent = statusText(session);
   cell("status").title = session.end_reason ? `end reason: ${session.end_reason}` : "";
-  cell("turns").textContent = String(session.turn_count);
+  const cut = session.interrupted_turn_count ?? 0;
+  const turns = String(session.turn_count);
+  cell("turns").textContent = cut ? `${turns} (${cut} cut)` : turns;
+  cell("turns").title = `${session.turn_count} agent turns, ${cut} of them cut short`;
   cell("barge-ins").textContent = String(session.barge_in_count);
   cell("errors").textContent = String(session.error_count);
   cell("errors").classList.toggle("has-errors", session.error_count > 0);
@@ -869,8 +936,8 @@ async function showStoredSession(summary) {
     return;
   }
   showFacts(detail);
-  showStored(detail);
   if (detail.utterances.length === 0) addNote("Nothing was said in this session.");
+  replayStored(detail);
   setStatus("showing", `showing ${describeSession(detail)}`);
 }
 
@@ -885,6 +952,84 @@ function showStored(detail, buffered = []) {
     }
   }
 }
+
+/** A stored session shown as it was shown live: its events rebuilt from the store (marked
+ * `rebuilt`) go through the same event list and the same transcript effects. */
+function replayStored(detail) {
+  for (const event of rebuiltEvents(detail)) {
+    keepScrolled(ui.eventList, () => renderEvent(event));
+    keepScrolled(ui.transcript, () => STORED_EFFECTS[event.type]?.(event));
+  }
+}
+
+const BARGE_IN_SOURCES = new Set([
+  "speech",
+  "text",
+  "dtmf",
+  "interrupt",
+  "operator",
+  "continuation",
+]);
+
+/** The events a stored session's records tell of, in order. What the store does not keep
+ * (partials, audio, playback, errors) is not invented. */
+function rebuiltEvents(detail) {
+  const rebuilt = [];
+  const add = (type, ts, fields) =>
+    rebuilt.push({ type, session_id: detail.id, ts, rebuilt: true, ...fields });
+  const { agent, channel, sample_rate: sampleRate, turn_budget: turnBudget } = detail;
+  add("session_started", detail.created_at, {
+    agent: { name: agent.name, strategy: agent.strategy },
+    channel,
+    sample_rate: sampleRate,
+    turn_budget: turnBudget,
+  });
+  const toolCalls = new Map(); // user utterance id → the tool calls of the turn it started
+  for (const task of detail.tasks ?? []) {
+    const calls = toolCalls.get(task.utterance_id) ?? [];
+    toolCalls.set(task.utterance_id, calls.concat(task.tool_invocations));
+  }
+  let turn = 0;
+  for (const utterance of detail.utterances) {
+    const { id, text, created_at: ts } = utterance;
+    if (utterance.role === "user") {
+      const { seq: utteranceSeq, final } = utterance;
+      add("transcript_final", ts, { text, utterance_id: id, utterance_seq: utteranceSeq, final });
+      for (const call of toolCalls.get(id) ?? []) {
+        add("tool_invocation", call.created_at, { ...call, turn: turn + 1 });
+      }
+      continue;
+    }
+    turn += 1;
+    const heard = utterance.heard_text;
+    const cutBy = utterance.interrupted ? utterance.interrupted_by || "unknown" : "";
+    const bargeIn = BARGE_IN_SOURCES.has(cutBy);
+    // A reply cut by an error or by the session's end had no barge_in event: say what cut it.
+    const cut = cutBy && !bargeIn ? { cut_by: cutBy, heard_text: heard } : {};
+    add("agent_response", ts, { turn, final: true, text, utterance_id: id, ...cut });
+    if (bargeIn) add("barge_in", ts, { turn, heard_text: heard, source: cutBy });
+  }
+  if (detail.status !== "active") {
+    add("session_ended", detail.ended_at, { reason: detail.end_reason || detail.status });
+  }
+  return rebuilt;
+}
+
+// What a stored session's rebuilt events do to the transcript: what the live ones do, without
+// touching the controls, the microphone or the speaker of a live session.
+const STORED_EFFECTS = {
+  transcript_final: (e) => {
+    const bubble = addMessage("user", e.text);
+    if (e.final === false) bubble.classList.add("message--partial");
+  },
+  agent_response: (e) => {
+    finishAgentReply(e);
+    if (e.cut_by) showInterruption(agentBubble(e.turn), e.heard_text, `Interrupted (${e.cut_by})`);
+  },
+  barge_in: markInterrupted,
+  tool_invocation: addToolChip,
+  session_ended: ({ reason }) => addNote(`Session ended: ${reason}`),
+};
 
 function showStoredUtterance(utterance) {
   const { id, role, text, final, interrupted, heard_text: heard, interrupted_by: cutBy } =

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from voiceproject.channel_layers import in_memory_layer, redis_layer
 from voiceproject.secret_key import load_secret_key
@@ -130,17 +131,28 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve /static/ from the ASGI app itself (fine for development and small deployments).
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
+# LOG_FORMAT: plain (a line of text) or json (one object a line, with the session's ids).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # No credential reaches a log line: the webhook's ?secret=, a socket's ?token=, keys.
-    "filters": {"mask_credentials": {"()": "voiceproject.access_log.MaskCredentialsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "voiceproject.logs.JsonFormatter"},
+    },
+    # No credential reaches a log line: the webhook's ?secret=, a socket's ?token=, keys;
+    # nor a digit run (redacted), and each line names the session it was written for.
+    "filters": {
+        "mask_credentials": {"()": "voiceproject.access_log.MaskCredentialsFilter"},
+        "session_context": {"()": "voiceproject.logs.SessionContextFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["mask_credentials"],
+            "formatter": LOG_FORMAT,
+            "filters": ["mask_credentials", "session_context"],
         }
     },
     "loggers": {

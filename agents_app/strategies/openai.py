@@ -49,6 +49,11 @@ def translate_openai_error(exc: openai.OpenAIError, role: str) -> ProviderError:
     return ProviderUnavailable(f"OpenAI call failed ({type(exc).__name__})", role=role)
 
 
+def openai_unconfigured() -> str | None:
+    """Without a key OpenAI refuses every call: say so before anyone tries."""
+    return None if settings.OPENAI_API_KEY else "OPENAI_API_KEY is not set on the server"
+
+
 def openai_client() -> openai.AsyncOpenAI:
     """A client with SDK retries off, since our retry policy applies instead."""
     return openai.AsyncOpenAI(

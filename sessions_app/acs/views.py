@@ -13,7 +13,7 @@ from django.utils.crypto import constant_time_compare
 
 from agents_app.errors import ProviderError
 from agents_app.models import Agent
-from sessions_app import events
+from sessions_app import events, log_context
 from sessions_app.acs import calls
 from sessions_app.acs.config import missing_settings, not_configured_message
 from sessions_app.acs.notifications import (
@@ -143,6 +143,7 @@ async def call_callbacks(request: HttpRequest, session_id: str) -> JsonResponse:
     session = await find_session(session_id)
     if session is None or session.channel != Session.Channel.ACS:
         return error_response(ErrorCode.SESSION_NOT_FOUND, f"no phone session {session_id}", 404)
+    log_context.bind_session(session.id, session.call_connection_id)
     try:
         notifications = parse_callbacks(request.body)
     except ProtocolError as exc:

@@ -24,7 +24,7 @@ from agents_app.speech.tts import build_synthesizer
 from agents_app.speech.tts.base import SpeechSynthesizer
 from agents_app.speech.turn import build_turn_model
 from agents_app.tools import ToolCallRecord
-from sessions_app import events, liveness
+from sessions_app import events, liveness, log_context
 from sessions_app.context import ContextWindow
 from sessions_app.events import BargeInSource, ErrorBody, ErrorCode, Event
 from sessions_app.models import Session, Utterance
@@ -409,6 +409,7 @@ class Conversation:
     async def _run_agent_turn(
         self, turn: AgentTurn, reply: Callable[[AgentTurn], Awaitable[str]]
     ) -> None:
+        log_context.bind_turn(turn.number)  # this task's own context: its logs name the turn
         try:
             full_text = await reply(turn)
             await turn.flush()
@@ -438,7 +439,6 @@ class Conversation:
         self.turn_taking.reply_ended()
         await self._keep(Utterance.Role.AGENT, reply, id=turn.utterance_id)
         self.context.add_agent(reply)
-        await self.store.count("turn_count")
 
     async def _turn_failed(self, turn: AgentTurn, exc: Exception) -> None:
         turn.finishing = True
@@ -492,6 +492,7 @@ class Conversation:
             heard_text=heard,
             interrupted_by=cut_by,
         )
+        await self.runtime.turn_cut(turn, cut_by)
         if cut_by != "continuation":
             self.context.add_agent(heard)
 

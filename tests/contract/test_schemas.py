@@ -22,6 +22,7 @@ from sessions_app.pipeline.turn_taking import EndOfTurn
 from sessions_app.protocol import parse_client_message
 
 SCHEMAS = [
+    "agent-list",
     "agent-message",
     "client-message",
     "error-event",
@@ -135,6 +136,7 @@ SESSION = {
     "sample_rate": 16000,
     "turn_budget": 20,
     "turn_count": 0,
+    "interrupted_turn_count": 0,
     "barge_in_count": 0,
     "error_count": 0,
     "caller_id": "",
@@ -175,6 +177,7 @@ ENDED_SESSION = changed(
     ended_at="2025-06-01T12:40:00+00:00",
     end_reason="operator_ended",
     turn_count=1,
+    interrupted_turn_count=1,
     utterances=[
         UTTERANCE,
         changed(
@@ -192,9 +195,22 @@ ENDED_SESSION = changed(
 
 ERROR = events.error(ErrorCode.SESSION_NOT_FOUND, "no session 42", "api")
 
+LISTED_AGENT = {**SESSION["agent"], "available": True, "unavailable_reason": None}
+UNAVAILABLE_AGENT = changed(
+    LISTED_AGENT,
+    name="openai",
+    strategy="openai",
+    available=False,
+    unavailable_reason="OPENAI_API_KEY is not set on the server",
+)
+
 # --- good samples ------------------------------------------------------------------------
 
 GOOD = [
+    pytest.param("agent-list", {"agents": []}, id="agent-list-empty"),
+    pytest.param(
+        "agent-list", {"agents": [LISTED_AGENT, UNAVAILABLE_AGENT]}, id="agent-list-unavailable"
+    ),
     pytest.param("agent-message", MESSAGE, id="agent-message-user"),
     pytest.param("agent-message", {"role": "system", "content": ""}, id="agent-message-system"),
     pytest.param(
@@ -326,6 +342,24 @@ def test_good_client_message_is_accepted_by_the_server(message):
 # --- bad samples -------------------------------------------------------------------------
 
 BAD = [
+    pytest.param(
+        "agent-list",
+        {"agents": [changed(LISTED_AGENT, available=DROP)]},
+        "required",
+        id="agent-list-no-availability",
+    ),
+    pytest.param(
+        "agent-list",
+        {"agents": [changed(UNAVAILABLE_AGENT, unavailable_reason=None)]},
+        "type",
+        id="agent-list-unavailable-without-reason",
+    ),
+    pytest.param(
+        "agent-list",
+        {"agents": [changed(LISTED_AGENT, unavailable_reason="no key")]},
+        "type",
+        id="agent-list-available-with-reason",
+    ),
     # agent-message
     pytest.param("agent-message", changed(MESSAGE, content=DROP), "required", id="msg-no-content"),
     pytest.param("agent-message", changed(MESSAGE, role="tool"), "enum", id="msg-role-tool"),

@@ -60,10 +60,13 @@ def log_in(page: Page, server_url: str, username: str, password: str) -> None:
 
 
 def event_items(page: Page) -> list[tuple[str, int]]:
-    """(type, seq) of every item in the event list, in page order."""
-    return page.get_by_test_id("event-item").evaluate_all(
-        "items => items.map(item => [item.dataset.type, Number(item.dataset.seq)])"
+    """(type, seq) of every event in the event list, in seq order: a reply's folded
+    agent_response row stands for all its events (data-seqs)."""
+    items = page.get_by_test_id("event-item").evaluate_all(
+        "items => items.flatMap(item => (item.dataset.seqs ?? item.dataset.seq).split(',')"
+        "  .map(seq => [item.dataset.type, Number(seq)]))"
     )
+    return sorted(items, key=lambda item: item[1])
 
 
 def events_of(page: Page, event_type: str) -> Locator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -101,3 +102,46 @@ def test_tool_chip_spoken_reply_and_error_event(page: Page) -> None:
 
     items = event_items(page)
     assert [seq for _, seq in items] == list(range(1, len(items) + 1))
+
+
+def test_a_reply_folds_into_one_growing_row_with_its_raw_events(page: Page) -> None:
+    start_session(page, "echo")
+    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live")
+    send_text(page, "fold these words into one row", press_enter=True)
+    expect(last_agent_bubble(page)).to_have_attribute("data-state", "final")
+
+    reply = events_of(page, "agent_response")
+    expect(reply).to_have_count(1)
+    expect(reply).to_have_attribute("data-state", "final")
+    expect(reply.locator(".event__brief")).to_contain_text(
+        "final “You said: fold these words into one row”"
+    )
+    deltas = int(reply.get_attribute("data-deltas") or "0")
+    assert deltas > 1  # the echo agent streams word by word: several deltas, one row
+
+    # The raw events, one click away: every delta, then the final, each as sent.
+    reply.locator("summary").first.click()
+    reply.locator(".event__raw-summary").click()
+    raw = reply.get_by_test_id("raw-events").locator(".event__raw-payload")
+    expect(raw).to_have_count(deltas + 1)
+    events = [json.loads(text) for text in raw.all_text_contents()]
+    assert [event["type"] for event in events] == ["agent_response"] * (deltas + 1)
+    assert [event.get("final", False) for event in events] == [False] * deltas + [True]
+    assert "".join(event["delta"] for event in events[:-1]) == events[-1]["text"]
+    assert [event["seq"] for event in events] == sorted(event["seq"] for event in events)
+    assert payload(reply) == events[-1]
+
+    send_text(page, "and a second reply", press_enter=True)
+    expect(page.get_by_test_id("agent-bubble")).to_have_count(2)
+    expect(last_agent_bubble(page)).to_have_attribute("data-state", "final")
+    expect(events_of(page, "agent_response")).to_have_count(2)
+
+
+def test_an_agent_without_its_engine_is_offered_disabled(page: Page) -> None:
+    """The server has no OPENAI_API_KEY: the openai agent is shown, cannot be picked."""
+    option = page.get_by_test_id("agent-select").locator('option[value="openai"]')
+    expect(option).to_be_disabled()
+    expect(option).to_contain_text("unavailable: OPENAI_API_KEY is not set")
+    expect(page.get_by_test_id("agent-select").locator('option[value="echo"]')).to_be_enabled()
+    expect(page.get_by_test_id("agent-select")).to_have_value("echo")
+    expect(page.get_by_test_id("start-button")).to_be_enabled()

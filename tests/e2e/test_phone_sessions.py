@@ -366,7 +366,14 @@ def test_a_phone_call_is_listed_watched_interrupted_and_ended(
     expect(notes).to_have_count(2)
     expect(notes.first).to_contain_text("Interrupted (dtmf)")
     expect(notes.last).to_contain_text("Interrupted (operator)")
-    expect(page.get_by_test_id("event-item")).to_have_count(0)
+    # The events are rebuilt from the store, the barge-ins with what cut them.
+    barge_ins = events_of(page, "barge_in")
+    expect(barge_ins).to_have_count(2)
+    assert [payload(item)["source"] for item in barge_ins.all()] == ["dtmf", "operator"]
+    expect(events_of(page, "session_ended")).to_have_count(1)
+    expect(page.get_by_test_id("event-item").first).to_have_attribute(
+        "data-type", "session_started"
+    )
     expect(page.get_by_test_id("caller-id")).to_have_text(CALLER)
 
 
@@ -405,7 +412,12 @@ def test_a_web_session_is_listed_and_shown_from_the_store(page: Page) -> None:
     expect(texts(page, "user-bubble")).to_have_text(["hello list"])
     expect(texts(page, "agent-bubble")).to_have_text(["You said: hello list"])
     expect(page.get_by_test_id("agent-bubble")).to_have_attribute("data-state", "final")
-    expect(page.get_by_test_id("event-item")).to_have_count(0)
+    # Shown as it was live: the same labels, and its events rebuilt from the store.
+    expect(page.get_by_test_id("agent-bubble")).to_have_attribute("data-turn", "1")
+    rebuilt = [kind for kind, _ in event_items(page)]
+    assert rebuilt == ["session_started", "transcript_final", "agent_response", "session_ended"]
+    assert payload(events_of(page, "agent_response"))["text"] == "You said: hello list"
+    expect(events_of(page, "session_ended")).to_contain_text("client_ended")
     expect(page.get_by_test_id("session-id")).to_have_text(session_id)
     expect(page.get_by_test_id("caller-id")).to_have_text("—")
 
@@ -500,4 +512,6 @@ def test_a_call_that_could_not_be_answered_is_marked_failed(
     row.get_by_test_id("session-open").click()
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "showing")
     expect(page.get_by_test_id("status")).to_contain_text("failed · answer failed")
-    expect(page.get_by_test_id("transcript-note")).to_have_text("Nothing was said in this session.")
+    expect(page.get_by_test_id("transcript-note")).to_have_text(
+        ["Nothing was said in this session.", "Session ended: answer_failed"]
+    )

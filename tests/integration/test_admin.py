@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from agents_app.models import Agent, Task, ToolInvocation
@@ -103,3 +104,54 @@ def test_phone_session_shows_caller_call_ids_and_call_events(admin_client):
         assert shown in page
     assert "Transport url is not reachable." in page
     assert 'name="call_events-0-kind"' not in page  # a record, not a form
+
+
+def change_url(session: Session) -> str:
+    return reverse("admin:sessions_app_session_change", args=[session.pk])
+
+
+def test_an_ended_session_is_shown_not_edited(admin_client, recorded_session):
+    Session.objects.filter(pk=recorded_session.pk).update(status="ended", end_reason="client_ended")
+    page = admin_client.get(change_url(recorded_session)).content.decode()
+    for field in ("status", "channel", "agent", "end_reason", "turn_budget"):
+        assert f'name="{field}"' not in page, field
+    assert 'name="_save"' not in page
+
+    response = admin_client.post(
+        change_url(recorded_session),
+        {"status": "active", "channel": "acs", "end_reason": "", "turn_budget": 5},
+    )
+    assert response.status_code == 403
+    recorded_session.refresh_from_db()
+    assert (recorded_session.status, recorded_session.channel) == ("ended", "web")
+    assert recorded_session.turn_budget != 5
+
+
+def test_a_live_session_keeps_its_status_channel_and_agent(admin_client, recorded_session):
+    page = admin_client.get(change_url(recorded_session)).content.decode()
+    for field in ("status", "channel", "agent"):
+        assert f'name="{field}"' not in page, field
+
+
+def test_an_ended_session_never_becomes_active_again(recorded_session):
+    Session.objects.filter(pk=recorded_session.pk).update(status="failed")
+    recorded_session.refresh_from_db()
+    recorded_session.status = Session.Status.ACTIVE
+    with pytest.raises(ValidationError):
+        recorded_session.save()
+    assert Session.objects.get(pk=recorded_session.pk).status == "failed"
+
+
+def test_confidence_shows_two_decimals(admin_client, recorded_session):
+    Utterance.objects.filter(session=recorded_session, seq=1).update(confidence=0.8765432101234567)
+    page = admin_client.get(change_url(recorded_session)).content.decode()
+    assert "0.88" in page and "0.8765" not in page
+    listing = admin_client.get(reverse("admin:sessions_app_utterance_changelist")).content.decode()
+    assert "0.88" in listing and "0.8765" not in listing
+
+
+def test_session_list_counts_agent_turns_and_the_cut_ones(admin_client, recorded_session):
+    Session.objects.filter(pk=recorded_session.pk).update(turn_count=4, interrupted_turn_count=2)
+    listing = admin_client.get(reverse("admin:sessions_app_session_changelist")).content.decode()
+    assert "turns (cut)" in listing.lower()
+    assert "4 (2)" in listing

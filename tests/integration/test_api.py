@@ -156,6 +156,34 @@ async def test_create_session_with_unknown_agent_is_agent_not_found(async_client
     assert error["retryable"] is False
 
 
+# --- GET /api/agents: who can answer here -----------------------------------------------
+
+
+async def test_agents_say_whether_their_engine_is_configured(async_client, settings):
+    settings.OPENAI_API_KEY = ""
+    body = (await async_client.get("/api/agents")).json()
+    validator("agent-list").validate(body)
+    listed = {agent["strategy"]: agent for agent in body["agents"]}
+    assert listed["echo"]["available"] is True and listed["echo"]["unavailable_reason"] is None
+    assert listed["openai"]["available"] is False
+    assert "OPENAI_API_KEY" in listed["openai"]["unavailable_reason"]
+
+    settings.OPENAI_API_KEY = "sk-test"
+    body = (await async_client.get("/api/agents")).json()
+    assert all(agent["available"] for agent in body["agents"])
+    assert "sk-test" not in str(body)
+
+
+async def test_a_session_with_an_unconfigured_agent_is_refused(async_client, settings):
+    settings.OPENAI_API_KEY = ""
+    response = await async_client.post(
+        "/api/sessions", {"agent": "openai"}, content_type="application/json"
+    )
+    error = assert_api_error(response, 503, "not_configured")
+    assert "OPENAI_API_KEY" in error["message"]
+    assert await Session.objects.acount() == 0
+
+
 # --- GET /api/sessions and /api/sessions/<id> --------------------------------------------
 
 

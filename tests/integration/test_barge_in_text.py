@@ -31,7 +31,7 @@ async def assert_barge_in_recorded(client, barge_in: dict, source: str) -> None:
     task = await Task.objects.aget(session_id=client.session.id)
     assert task.status == Task.Status.CANCELLED
     session = await Session.objects.aget(pk=client.session.id)
-    assert session.barge_in_count == 1
+    assert (session.barge_in_count, session.turn_count, session.interrupted_turn_count) == (1, 1, 1)
 
 
 async def test_interrupt_event_stops_the_reply(stream, gated_agent):

@@ -141,7 +141,7 @@ async def test_an_empty_utterance_is_empty_text_without_a_request(fake_openai, r
 
 async def test_the_registry_builds_the_recognizer_and_aclose_closes_its_client(speech_settings):
     recognizer = build_recognizer("openai")
-    assert isinstance(recognizer, OpenAIRecognizer)
+    assert isinstance(recognizer.inner, OpenAIRecognizer)
 
     await recognizer.aclose()
 
@@ -181,7 +181,7 @@ async def test_the_request_asks_for_raw_pcm_in_the_configured_voice(fake_openai,
 
 async def test_a_voice_given_by_the_registry_is_used(fake_openai, speech_settings):
     synthesizer = build_synthesizer("openai", "coral")
-    assert isinstance(synthesizer, OpenAISynthesizer)
+    assert isinstance(synthesizer.inner, OpenAISynthesizer)
     fake_openai.script(SpeechReply(bytes(4800)), path=SPEECH)
 
     await synthesizer.synthesize("Hello.")

@@ -183,6 +183,10 @@ async def test_next_turn_context_holds_only_what_was_heard(stream, silent_voice)
         {"role": "user", "content": "and then"},
     ]
     session = await Session.objects.aget(pk=client.session.id)
-    assert (session.barge_in_count, session.turn_count) == (1, 1)
-    statuses = [t.status async for t in Task.objects.filter(session=session).order_by("created_at")]
-    assert statuses == ["succeeded", "succeeded"]
+    # Two agent turns, one cut by the barge-in: its reply was generated whole, but the
+    # caller did not let it play, so its Task was cancelled, not succeeded.
+    counters = (session.barge_in_count, session.turn_count, session.interrupted_turn_count)
+    assert counters == (1, 2, 1)
+    tasks = [t async for t in Task.objects.filter(session=session).order_by("created_at")]
+    assert [t.status for t in tasks] == ["cancelled", "succeeded"]
+    assert tasks[0].error == "interrupted by interrupt"

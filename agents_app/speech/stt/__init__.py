@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents_app.speech import engine_class
 from agents_app.speech.stt.base import SpeechRecognizer
+from agents_app.speech.stt.measured import MeasuredRecognizer
 
 RECOGNIZERS = {
     "whisper": "agents_app.speech.stt.whisper:WhisperRecognizer",
@@ -16,7 +17,9 @@ RECOGNIZERS = {
 def build_recognizer(engine: str) -> SpeechRecognizer | None:
     """A recognizer for one session, or None for `none` (the client sends text)."""
     cls = engine_class(RECOGNIZERS, "STT_ENGINE", engine)
-    return None if cls is None else cls()
+    if cls is None:
+        return None
+    return MeasuredRecognizer(cls(), engine)
 
 
 def warm_up_recognizer(engine: str) -> None:

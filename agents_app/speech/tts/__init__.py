@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents_app.speech import engine_class
 from agents_app.speech.tts.base import SpeechSynthesizer
+from agents_app.speech.tts.measured import MeasuredSynthesizer
 
 # Engine name → "module:class"; `none` means text-only replies (no audio at all).
 SYNTHESIZERS = {
@@ -18,4 +19,6 @@ SYNTHESIZERS = {
 def build_synthesizer(engine: str, voice: str) -> SpeechSynthesizer | None:
     """A synthesizer for one session, or None for `none` (text replies only)."""
     cls = engine_class(SYNTHESIZERS, "TTS_ENGINE", engine)
-    return None if cls is None else cls(voice=voice)
+    if cls is None:
+        return None
+    return MeasuredSynthesizer(cls(voice=voice), engine)
