@@ -42,6 +42,7 @@ def utterance_json(utterance: Utterance) -> dict[str, Any]:
         "interrupted": utterance.interrupted,
         "heard_text": utterance.heard_text,
         "interrupted_by": utterance.interrupted_by,
+        "backchannel": utterance.backchannel,
         "start_ms": utterance.start_ms,
         "end_ms": utterance.end_ms,
         "confidence": utterance.confidence,

@@ -83,6 +83,7 @@ UTTERANCE = {
     "interrupted": False,
     "heard_text": "",
     "interrupted_by": "",
+    "backchannel": False,
     "start_ms": 120,
     "end_ms": 1840,
     "confidence": 0.92,
@@ -502,6 +503,9 @@ BAD = [
     ),
     pytest.param(
         "utterance", changed(UTTERANCE, interrupted_by=DROP), "required", id="utterance-no-cut-by"
+    ),
+    pytest.param(
+        "utterance", changed(UTTERANCE, backchannel="yes"), "type", id="utterance-backchannel-type"
     ),
     pytest.param(
         "session", changed(PHONE_SESSION, caller_id=DROP), "required", id="session-no-caller-id"
