@@ -24,8 +24,10 @@ from sessions_app.pipeline.turn_taking import (
     PauseReply,
     ResumeReply,
     TurnTaker,
+    Verdict,
 )
 from sessions_app.redaction import redact_partial
+from voiceproject.metrics import BARGE_INS
 
 if TYPE_CHECKING:
     from sessions_app.pipeline.turns import Conversation
@@ -43,7 +45,10 @@ class Listening:
         await self._run(self._turn_taking.speech_suspected(offset_ms))
 
     async def on_speech_dismissed(self, offset_ms: int) -> None:
-        await self._run(self._turn_taking.speech_dismissed(offset_ms))
+        commands = self._turn_taking.speech_dismissed(offset_ms)
+        if ResumeReply() in commands:
+            BARGE_INS.labels("resumed").inc()  # a false alarm
+        await self._run(commands)
 
     async def on_speech_started(self, offset_ms: int) -> None:
         await self._conversation.send(events.speech_started(offset_ms=offset_ms))
@@ -80,6 +85,10 @@ class Listening:
 
     async def on_final(self, transcript: Transcript, start_ms: int, end_ms: int) -> None:
         heard = self._turn_taking.final(transcript.text.strip(), end_ms)
+        if ResumeReply() in heard.commands:
+            BARGE_INS.labels(
+                "backchannel" if heard.verdict is Verdict.BACKCHANNEL else "resumed"
+            ).inc()
         await self._run(heard.commands)  # the reply is cut or resumed before anything is stored
         await self._conversation.caller_said(heard, transcript, start_ms=start_ms, end_ms=end_ms)
 

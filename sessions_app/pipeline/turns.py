@@ -42,6 +42,7 @@ from sessions_app.redaction import (
 )
 from sessions_app.store import SessionStore, StorageFailed, end_session
 from sessions_app.vad import SpeechDetector, build_vad
+from voiceproject.metrics import BARGE_INS
 
 logger = logging.getLogger(__name__)
 
@@ -458,6 +459,7 @@ class Conversation:
         stopped = await self._stop_turn()
         if stopped is None:
             return False
+        BARGE_INS.labels("confirmed").inc()
         self.turn_taking.reply_ended()
         turn, played_ms, heard = stopped
         await self._send(

@@ -14,10 +14,17 @@ import math
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from sessions_app.models import Utterance
 from tests.speech import frames, silence, speech_pcm, vocal_burst
 from tests.unit.test_stt_engines import words
+
+
+def barge_ins(outcome: str) -> float:
+    """voice_barge_ins_total{outcome} in this process's registry."""
+    return REGISTRY.get_sample_value("voice_barge_ins_total", {"outcome": outcome}) or 0.0
+
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,11 +110,13 @@ async def agent_utterance(client: Any) -> Utterance:
 async def test_a_vocal_burst_pauses_the_reply_which_then_completes_whole(stream, voices):
     client = await stream()
     caller = await reply_playing(client)
+    resumed = barge_ins("resumed")
 
     caller.say(vocal_burst())
     seen = await read_until(client, of_type("playback_completed"))
     await caller.close()
 
+    assert barge_ins("resumed") > resumed
     assert "playback_paused" in kinds(seen) and "playback_resumed" in kinds(seen)
     assert between(seen, "playback_paused", "playback_resumed") == [], "no frame while paused"
     assert "barge_in" not in kinds(seen)
@@ -122,11 +131,13 @@ async def test_a_vocal_burst_pauses_the_reply_which_then_completes_whole(stream,
 async def test_okay_over_the_reply_is_stored_as_a_backchannel_and_the_reply_goes_on(stream, voices):
     client = await stream()
     caller = await reply_playing(client)
+    backchannels = barge_ins("backchannel")
 
     caller.say(speech_pcm("okay"))
     seen = await read_until(client, of_type("playback_completed"))
     await caller.close()
 
+    assert barge_ins("backchannel") == backchannels + 1
     names = kinds(seen)
     # The reply resumes first; the acknowledgement is stored and shown right after.
     assert names.index("playback_paused") < names.index("playback_resumed")
@@ -147,6 +158,7 @@ async def test_okay_over_the_reply_is_stored_as_a_backchannel_and_the_reply_goes
 async def test_stop_over_the_reply_cuts_it_and_is_answered(stream, voices):
     client = await stream()
     caller = await reply_playing(client)
+    confirmed = barge_ins("confirmed")
 
     caller.say(speech_pcm("stop"))
     seen = await read_until(client, of_type("barge_in"))
@@ -163,6 +175,7 @@ async def test_stop_over_the_reply_cuts_it_and_is_answered(stream, voices):
         item for item in after if isinstance(item, dict) and item["type"] == "transcript_final"
     )
     assert "stop" in words(final["text"]) and final["backchannel"] is False
+    assert barge_ins("confirmed") == confirmed + 1
     stored = await agent_utterance(client)
     assert stored.interrupted and stored.interrupted_by == "speech"
     assert REPLY.startswith(stored.heard_text)
