@@ -31,9 +31,10 @@ def server_env(**settings: str) -> dict[str, str]:
     return {"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost", **inherited, **settings}
 
 
-def migrate(env: dict[str, str]) -> None:
+def manage(env: dict[str, str], *arguments: str) -> str:
+    """Run `manage.py` with `env`; its standard output (its error output if it fails)."""
     done = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
+        [sys.executable, "manage.py", *arguments],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -41,22 +42,17 @@ def migrate(env: dict[str, str]) -> None:
         timeout=120,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"manage.py {arguments[0]} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def migrate(env: dict[str, str]) -> None:
+    manage(env, "migrate", "--noinput")
 
 
 def create_operator_token(env: dict[str, str], username: str = "operator") -> str:
     """An API token of an operator in the database `env` names (manage.py create_operator)."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", "create_operator", username],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"create_operator failed:\n{done.stderr[-3000:]}")
-    return done.stdout.strip()
+    return manage(env, "create_operator", username).strip()
 
 
 OPERATOR_PASSWORD = "operator-password-for-tests"
@@ -64,17 +60,9 @@ OPERATOR_PASSWORD = "operator-password-for-tests"
 
 def create_superuser(env: dict[str, str], username: str = "admin") -> None:
     """A superuser who logs in with OPERATOR_PASSWORD (browser tests log in as it)."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", username]
-        + ["--email", f"{username}@example.test"],
-        cwd=REPO_ROOT,
-        env={**env, "DJANGO_SUPERUSER_PASSWORD": OPERATOR_PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"createsuperuser failed:\n{done.stderr[-3000:]}")
+    email = f"{username}@example.test"
+    superuser_env = {**env, "DJANGO_SUPERUSER_PASSWORD": OPERATOR_PASSWORD}
+    manage(superuser_env, "createsuperuser", "--noinput", "--username", username, "--email", email)
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

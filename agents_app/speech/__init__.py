@@ -17,3 +17,16 @@ def engine_class(registry: dict[str, str | None], setting: str, engine: str) -> 
     module, name = target.split(":")
     cls: Any = getattr(import_module(module), name)
     return cls
+
+
+def warm_up_engine(registry: dict[str, str | None], setting: str, engine: str) -> None:
+    """Load an engine's process-wide model in the background now, so the first caller does
+    not wait for it; engines without one (and unknown names, which the system checks report)
+    have nothing to do."""
+    try:
+        cls = engine_class(registry, setting, engine)
+    except ValueError:
+        return
+    warm_up = getattr(cls, "warm_up", None)
+    if warm_up is not None:
+        warm_up()

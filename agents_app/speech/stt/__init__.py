@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents_app.speech import engine_class
+from agents_app.speech import engine_class, warm_up_engine
 from agents_app.speech.stt.base import SpeechRecognizer
 from agents_app.speech.stt.measured import MeasuredRecognizer
 
@@ -23,13 +23,5 @@ def build_recognizer(engine: str) -> SpeechRecognizer | None:
 
 
 def warm_up_recognizer(engine: str) -> None:
-    """Load an engine's shared model in the background now, so the first caller does not
-    wait for it; engines without one (and unknown names, which the system checks report)
-    have nothing to do."""
-    try:
-        cls = engine_class(RECOGNIZERS, "STT_ENGINE", engine)
-    except ValueError:
-        return
-    warm_up = getattr(cls, "warm_up", None)
-    if warm_up is not None:
-        warm_up()
+    """Load the STT_ENGINE engine's shared model in the background (see `warm_up_engine`)."""
+    warm_up_engine(RECOGNIZERS, "STT_ENGINE", engine)

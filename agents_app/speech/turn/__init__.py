@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agents_app.speech import engine_class
+from agents_app.speech import engine_class, warm_up_engine
 
 TURN_MODELS = {
     "smart_turn": "agents_app.speech.turn.smart_turn:SmartTurnModel",
@@ -27,12 +27,5 @@ def build_turn_model(name: str) -> TurnModel | None:
 
 
 def warm_up_turn_model(name: str) -> None:
-    """Load the model's shared session in the background now, so the first caller does not
-    wait for it; `none` (and unknown names, which the system checks report) do nothing."""
-    try:
-        cls = engine_class(TURN_MODELS, "TURN_MODEL", name)
-    except ValueError:
-        return
-    warm_up = getattr(cls, "warm_up", None)
-    if warm_up is not None:
-        warm_up()
+    """Load the TURN_MODEL engine's shared model in the background (see `warm_up_engine`)."""
+    warm_up_engine(TURN_MODELS, "TURN_MODEL", name)
