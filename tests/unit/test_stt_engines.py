@@ -136,6 +136,12 @@ class TestPocketsphinx(RecognizerContract):
         yield recognizer
         await recognizer.aclose()
 
+    @pytest.fixture(autouse=True)
+    async def engine_thread_idle(self) -> None:
+        """An earlier test's session may still be handing its decoder back on the engine
+        thread: let that finish first, or it lands in the empty pool a test sets up."""
+        await asyncio.get_running_loop().run_in_executor(engine._executor, lambda: None)
+
     @pytest.fixture
     def created_decoders(self, monkeypatch) -> list[Decoder]:
         """Every decoder made from now on; the idle pool starts empty and is restored after."""
