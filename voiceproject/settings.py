@@ -208,6 +208,9 @@ BACKCHANNELS = env_list(
     "BACKCHANNELS",
     "mhm,mm hmm,uh huh,okay,ok,yeah,yes,yep,right,sure,alright,all right,i see,got it",
 )
+# A short interjection recognised with less confidence than this is a murmur ("mhm" heard as
+# "Can I make him?"): the reply goes on. Clear words ("stop", "wait": 0.5-0.8) cut it.
+INTERJECTION_MIN_CONFIDENCE = env_float("INTERJECTION_MIN_CONFIDENCE", 0.45)
 # The caller going on this soon after their turn ended continues it (the reply is dropped).
 CONTINUATION_MS = env_int("CONTINUATION_MS", 1000)
 MAX_UTTERANCE_S = env_int("MAX_UTTERANCE_S", 15)

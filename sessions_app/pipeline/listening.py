@@ -84,7 +84,7 @@ class Listening:
         await self._run(self._turn_taking.partial(text))
 
     async def on_final(self, transcript: Transcript, start_ms: int, end_ms: int) -> None:
-        heard = self._turn_taking.final(transcript.text.strip(), end_ms)
+        heard = self._turn_taking.final(transcript.text.strip(), end_ms, transcript.confidence)
         if ResumeReply() in heard.commands:
             BARGE_INS.labels(
                 "backchannel" if heard.verdict is Verdict.BACKCHANNEL else "resumed"

@@ -171,6 +171,9 @@ class TurnTakingConfig:
     continuation_ms: int
     max_utterance_ms: int
     model_threshold: float
+    # An interjection the recognizer itself doubts (a murmur it spelled as words) lets the
+    # reply go on like an acknowledgement; clear words cut it.
+    min_interjection_confidence: float = 0.0
 
     @classmethod
     def from_settings(cls) -> TurnTakingConfig:
@@ -182,6 +185,7 @@ class TurnTakingConfig:
             continuation_ms=settings.CONTINUATION_MS,
             max_utterance_ms=settings.MAX_UTTERANCE_S * 1000,
             model_threshold=settings.TURN_MODEL_THRESHOLD,
+            min_interjection_confidence=settings.INTERJECTION_MIN_CONFIDENCE,
         )
 
     def only_acknowledges(self, text: str) -> bool:
@@ -318,8 +322,9 @@ class TurnTaker:
             return self._end(EndOfTurn("words", silence, probability))
         return []
 
-    def final(self, text: str, at_ms: int) -> Heard:
-        """What the utterance that just ended is, and what follows from it."""
+    def final(self, text: str, at_ms: int, confidence: float | None = None) -> Heard:
+        """What the utterance that just ended is (with the recognizer's confidence in its
+        words, if it gives one), and what follows from it."""
         end, self._ending = self._ending, None
         interjection, continuing = self._interjection, self._continuing
         self._interjection = self._continuing = False
@@ -327,7 +332,10 @@ class TurnTaker:
         spoken = bool(words_of(text))
         if interjection and self._reply == "paused":
             short = self._interjection_ms <= self.config.backchannel_max_ms
-            if not spoken or (short and self.config.only_acknowledges(text)):
+            doubted = (
+                confidence is not None and confidence < self.config.min_interjection_confidence
+            )
+            if not spoken or (short and (doubted or self.config.only_acknowledges(text))):
                 self._reply = "playing"
                 verdict = Verdict.BACKCHANNEL if spoken else Verdict.NOISE
                 return Heard(verdict, end=end, commands=[ResumeReply()])

@@ -29,6 +29,7 @@ CONFIG = TurnTakingConfig(
     continuation_ms=1000,
     max_utterance_ms=15_000,
     model_threshold=0.5,
+    min_interjection_confidence=0.45,
 )
 
 
@@ -270,3 +271,26 @@ def test_a_confident_model_ends_the_turn_before_the_words_are_decoded(taker: Tur
     assert taker.turn_check(2300, 2000, probability=0.3, words="What's my balance?") == [
         EndUtterance(EndOfTurn("words", silence_ms=300, probability=0.3))
     ]
+
+
+@pytest.mark.parametrize(
+    ("said", "confidence", "resumes"),
+    [
+        ("Can I make him?", 0.31, True),  # espeak's "mhm", as Whisper spells it
+        ("Uh-uh", 0.28, True),
+        ("Stop!", 0.65, False),
+        ("Wait.", 0.49, False),
+        ("Stop!", None, False),  # a recognizer that gives no confidence: words decide
+    ],
+)
+def test_a_short_murmur_the_recognizer_doubts_resumes_the_reply(
+    replying: TurnTaker, said: str, confidence: float | None, resumes: bool
+):
+    replying.speech_suspected(1000)
+    replying.speech_started(1000)
+    replying.speech_paused(1400)
+
+    heard = replying.final(said, 1600, confidence)
+
+    assert (heard.commands == [ResumeReply()]) is resumes
+    assert (heard.verdict is Verdict.BACKCHANNEL) is resumes
