@@ -183,15 +183,22 @@ class TestPocketsphinx(RecognizerContract):
         self, created_decoders: list[Decoder]
     ):
         first = PocketsphinxRecognizer()
-        _, heard_first = await recognise(first, speech_pcm(REPLY))
+        await recognise(first, speech_pcm(SENTENCE))  # a long caller: the decoder adapts
         await first.aclose()
         second = PocketsphinxRecognizer()
         _, heard_second = await recognise(second, speech_pcm(REPLY))
+        reused = second._decoding
         await second.aclose()
+        engine._idle.clear()  # the next session gets a decoder nobody has used
+        fresh = PocketsphinxRecognizer()
+        _, heard_fresh = await recognise(fresh, speech_pcm(REPLY))
+        await fresh.aclose()
 
-        assert len(created_decoders) == 1
-        # Nothing of the first caller's channel (the cepstral mean) colours the second session.
-        assert heard_second.text == heard_first.text
+        assert reused is not None and reused.decoder is created_decoders[0]
+        assert len(created_decoders) == 2
+        # Nothing of the first caller's channel (the cepstral mean) colours the next session:
+        # the pooled decoder hears exactly what a new one does.
+        assert heard_second.text == heard_fresh.text
 
     async def test_a_failing_decoder_raises_stt_unavailable_and_is_not_pooled(self, monkeypatch):
         monkeypatch.setattr(engine, "_idle", [])
