@@ -105,14 +105,15 @@ def check_speech_settings(app_configs, **kwargs) -> list[Error]:
 def check_turn_model_settings(app_configs, **kwargs) -> list[Error]:
     """With the end-of-turn model on, its file is installed and intact and its threshold is a
     probability."""
-    from agents_app.speech.turn.smart_turn import TurnModelFilesError, load_model_bytes
+    from agents_app.speech.model_files import ModelFileError
+    from agents_app.speech.turn.smart_turn import load_model_bytes
 
     if settings.TURN_MODEL != "smart_turn":
         return []
     problems = []
     try:
         load_model_bytes()
-    except TurnModelFilesError as exc:
+    except ModelFileError as exc:
         problems.append(Error(str(exc), id="voice.E011"))
     if not 0 < settings.TURN_MODEL_THRESHOLD < 1:
         problems.append(

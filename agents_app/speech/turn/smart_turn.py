@@ -16,8 +16,6 @@ the error-event codes stay those of contracts/.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import importlib.util
 import logging
 import threading
 from collections.abc import Sequence
@@ -29,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from agents_app.errors import ProviderRejected, ProviderUnavailable
+from agents_app.speech.model_files import ModelFileError, packaged_file, read_verified
 
 logger = logging.getLogger(__name__)
 
@@ -45,34 +44,14 @@ WORKERS = 2
 MAX_PENDING = 8
 
 
-class TurnModelFilesError(Exception):
-    """The smart-turn model file is missing or not the one this server was tested with."""
-
-
 def model_path() -> Path:
     """Where the installed pipecat-ai wheel keeps the model (found without importing it)."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise TurnModelFilesError(f"the smart-turn model is not installed: {PIP_INSTALL}")
-    return Path(next(iter(spec.submodule_search_locations))) / MODEL_RELATIVE_PATH
+    return packaged_file(MODEL_PACKAGE, MODEL_RELATIVE_PATH, PIP_INSTALL)
 
 
 def load_model_bytes() -> bytes:
-    """The model file, read once and verified (the bytes checked are the bytes loaded)."""
-    path = model_path()
-    try:
-        model = path.read_bytes()
-    except OSError:
-        raise TurnModelFilesError(
-            f"the smart-turn model is missing ({path}): {PIP_INSTALL}"
-        ) from None
-    digest = hashlib.sha256(model).hexdigest()
-    if digest != MODEL_SHA256:
-        raise TurnModelFilesError(
-            f"the smart-turn model at {path} has sha256 {digest[:12]}…, expected "
-            f"{MODEL_SHA256[:12]}…; reinstall it: {PIP_INSTALL} --force-reinstall"
-        )
-    return model
+    """The model file, read once and verified."""
+    return read_verified(model_path(), MODEL_SHA256, "the smart-turn model", PIP_INSTALL)
 
 
 @cache
@@ -131,7 +110,7 @@ def shared_session() -> SmartTurnSession:
 def _finished_probability(pcm: bytes) -> float:
     try:
         return shared_session().probabilities([pcm])[0]
-    except TurnModelFilesError as exc:
+    except ModelFileError as exc:
         raise ProviderRejected(str(exc), role="stt") from exc
     except Exception as exc:
         raise ProviderUnavailable(f"smart-turn failed: {exc}", role="stt") from exc
