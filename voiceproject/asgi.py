@@ -17,6 +17,7 @@ from django.urls import re_path  # noqa: E402
 
 from agents_app.speech.stt import warm_up_recognizer  # noqa: E402
 from agents_app.speech.turn import warm_up_turn_model  # noqa: E402
+from sessions_app.vad import VoiceDetection  # noqa: E402
 from voiceproject.access_log import mask_daphne_access_log  # noqa: E402
 from voiceproject.routing import (  # noqa: E402
     acs_websocket_urlpatterns,
@@ -45,3 +46,4 @@ application = ProtocolTypeRouter(
 # A server loads its speech models while it starts, not when its first caller speaks.
 warm_up_recognizer(settings.STT_ENGINE)
 warm_up_turn_model(settings.TURN_MODEL)
+VoiceDetection.from_settings().warm_up()

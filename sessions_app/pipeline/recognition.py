@@ -235,7 +235,7 @@ class RecognitionWorker:
     async def _hear(self, pcm: bytes) -> None:
         self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
         self._keep_pre_roll(pcm)
-        for event in self._detector.process(pcm):
+        for event in await self._detector.process(pcm):
             await self._on_detector(event)
         if self._onset_chunk:
             self._onset_chunk = False  # it went in with the pre-roll

@@ -41,7 +41,7 @@ from sessions_app.redaction import (
     redact_value,
 )
 from sessions_app.store import SessionStore, StorageFailed, end_session
-from sessions_app.vad import SpeechDetector, build_vad
+from sessions_app.vad import VoiceDetection
 from voiceproject.metrics import BARGE_INS
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class Conversation:
         store: SessionStore,
         runtime: AgentRuntime,
         synthesizer: SpeechSynthesizer | None,
+        voice_detection: VoiceDetection,
         send: EventSender,
         send_audio: AudioSender,
     ) -> None:
@@ -150,6 +151,7 @@ class Conversation:
         self.ended = False
         self.audio_started = False
         self._synthesizer = synthesizer
+        self._voice_detection = voice_detection
         self._send = send
         self._send_audio = send_audio
         self._turn: AgentTurn | None = None
@@ -183,7 +185,8 @@ class Conversation:
         synthesizer = build_synthesizer(
             settings.TTS_ENGINE, session.agent.voice or settings.TTS_VOICE
         )
-        return cls(session, store, runtime, synthesizer, send, send_audio)
+        voice_detection = VoiceDetection.from_settings()
+        return cls(session, store, runtime, synthesizer, voice_detection, send, send_audio)
 
     async def start(self) -> None:
         await self._send(
@@ -218,14 +221,9 @@ class Conversation:
         Audio beyond the real-time budget, or that recognition is too far behind to take, is
         dropped with an `audio_overrun` error (at most one a second)."""
         if self._recognition is None:
-            detector = SpeechDetector(
-                build_vad(settings.VAD_ENGINE),
-                pause_ms=settings.VAD_PAUSE_MS,
-                onset_ms=settings.VAD_ONSET_MS,
-            )
             self._recognition = RecognitionWorker(
                 self._listening,
-                detector,
+                self._voice_detection.new_detector(),
                 build_recognizer(settings.STT_ENGINE),
                 sample_rate=self.session.sample_rate,
                 max_queued_ms=settings.AUDIO_AHEAD_BUDGET_MS + RECOGNITION_SLACK_MS,

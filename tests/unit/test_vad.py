@@ -44,7 +44,9 @@ def ms_of(pcm: bytes) -> int:
     return len(pcm) // 32
 
 
-def detect(vad: VoiceActivityDetector, pcm: bytes, chunk_samples: int = 320) -> list[SpeechEvent]:
+async def detect(
+    vad: VoiceActivityDetector, pcm: bytes, chunk_samples: int = 320
+) -> list[SpeechEvent]:
     """Every event for `pcm` fed in chunks of `chunk_samples`, the stream then flushed."""
     detector = SpeechDetector(
         vad, threshold=0.5, min_speech_ms=MIN_SPEECH_MS, hangover_ms=HANGOVER_MS
@@ -52,7 +54,7 @@ def detect(vad: VoiceActivityDetector, pcm: bytes, chunk_samples: int = 320) -> 
     size = chunk_samples * 2
     events: list[SpeechEvent] = []
     for start in range(0, len(pcm), size):
-        events += detector.process(pcm[start : start + size])
+        events += await detector.process(pcm[start : start + size])
     return events + detector.flush()
 
 
@@ -60,10 +62,12 @@ def starts(events: list[SpeechEvent]) -> list[SpeechStarted]:
     return [event for event in events if isinstance(event, SpeechStarted)]
 
 
-def scores(vad: VoiceActivityDetector, pcm: bytes) -> list[float]:
+async def scores(vad: VoiceActivityDetector, pcm: bytes) -> list[float]:
     """The engine's probability for each whole frame of `pcm`."""
     size = vad.frame_samples * 2
-    return [vad.speech_probability(pcm[i : i + size]) for i in range(0, len(pcm) - size + 1, size)]
+    return [
+        await vad.speech_probability(pcm[i : i + size]) for i in range(0, len(pcm) - size + 1, size)
+    ]
 
 
 def short_speech_pieces() -> bytes:
@@ -93,52 +97,52 @@ class VadEngineTests:
     def make_vad(self) -> VoiceActivityDetector:
         return build_vad(self.engine)
 
-    def test_most_frames_of_a_sentence_are_voiced(self):
-        frame_scores = scores(self.make_vad(), speech_pcm(SENTENCE))
+    async def test_most_frames_of_a_sentence_are_voiced(self):
+        frame_scores = await scores(self.make_vad(), speech_pcm(SENTENCE))
         voiced = sum(score >= 0.5 for score in frame_scores)
         assert voiced >= 0.8 * len(frame_scores)
 
-    def test_silence_is_never_voiced(self):
-        assert max(scores(self.make_vad(), silence(3000))) < 0.5
-        assert detect(self.make_vad(), silence(3000)) == []
+    async def test_silence_is_never_voiced(self):
+        assert max(await scores(self.make_vad(), silence(3000))) < 0.5
+        assert await detect(self.make_vad(), silence(3000)) == []
 
-    def test_one_utterance_placed_in_silence(self):
+    async def test_one_utterance_placed_in_silence(self):
         sentence = speech_pcm(SENTENCE)
-        events = detect(self.make_vad(), silence(1000) + sentence + silence(1500))
+        events = await detect(self.make_vad(), silence(1000) + sentence + silence(1500))
         assert_pairs(events, 1)
         started, stopped = events
         assert abs(started.offset_ms - 1000) <= self.tolerance_ms
         assert abs(stopped.offset_ms - (1000 + ms_of(sentence))) <= self.tolerance_ms
         assert stopped.duration_ms == stopped.offset_ms - started.offset_ms
 
-    def test_a_gap_longer_than_the_hangover_makes_two_utterances(self):
+    async def test_a_gap_longer_than_the_hangover_makes_two_utterances(self):
         first, second = speech_pcm(SENTENCE), speech_pcm(SECOND_SENTENCE)
         clip = silence(500) + first + silence(HANGOVER_MS + 900) + second + silence(1000)
-        events = detect(self.make_vad(), clip)
+        events = await detect(self.make_vad(), clip)
         assert_pairs(events, 2)
         second_at = 500 + ms_of(first) + HANGOVER_MS + 900
         assert abs(events[2].offset_ms - second_at) <= self.tolerance_ms
 
-    def test_a_gap_shorter_than_the_hangover_keeps_one_utterance(self):
+    async def test_a_gap_shorter_than_the_hangover_keeps_one_utterance(self):
         first, second = speech_pcm(SENTENCE), speech_pcm(SECOND_SENTENCE)
         clip = silence(500) + first + silence(HANGOVER_MS // 2) + second + silence(1000)
-        events = detect(self.make_vad(), clip)
+        events = await detect(self.make_vad(), clip)
         assert_pairs(events, 1)
         assert abs(events[1].offset_ms - (ms_of(clip) - 1000)) <= self.tolerance_ms
 
     @pytest.mark.parametrize("chunk_samples", [137, 1_000_000], ids=["137 samples", "one call"])
-    def test_any_chunking_gives_the_events_of_20_ms_frames(self, chunk_samples):
+    async def test_any_chunking_gives_the_events_of_20_ms_frames(self, chunk_samples):
         clip = silence(700) + speech_pcm(SENTENCE) + silence(900) + speech_pcm(SECOND_SENTENCE)
-        in_frames = detect(self.make_vad(), clip, chunk_samples=320)
+        in_frames = await detect(self.make_vad(), clip, chunk_samples=320)
         assert len(in_frames) == 4
-        assert detect(self.make_vad(), clip, chunk_samples=chunk_samples) == in_frames
+        assert await detect(self.make_vad(), clip, chunk_samples=chunk_samples) == in_frames
 
-    def test_flush_closes_open_speech(self):
+    async def test_flush_closes_open_speech(self):
         sentence = speech_pcm(SENTENCE)
         detector = SpeechDetector(
             self.make_vad(), threshold=0.5, min_speech_ms=MIN_SPEECH_MS, hangover_ms=HANGOVER_MS
         )
-        opened = detector.process(silence(500) + sentence)
+        opened = await detector.process(silence(500) + sentence)
         assert [type(event) for event in opened] == [SpeechStarted]
         assert detector.speaking
         [stopped] = detector.flush()
@@ -147,31 +151,31 @@ class VadEngineTests:
         assert not detector.speaking
         assert detector.flush() == []
 
-    def test_reset_starts_a_new_stream_at_time_zero(self):
+    async def test_reset_starts_a_new_stream_at_time_zero(self):
         clip = silence(800) + speech_pcm(SECOND_SENTENCE) + silence(1000)
         detector = SpeechDetector(
             self.make_vad(), threshold=0.5, min_speech_ms=MIN_SPEECH_MS, hangover_ms=HANGOVER_MS
         )
-        first = detector.process(clip)
+        first = await detector.process(clip)
         detector.reset()
-        assert detector.process(clip) == first
+        assert await detector.process(clip) == first
         assert_pairs(first, 1)
 
-    def test_a_frame_of_the_wrong_size_is_refused(self):
+    async def test_a_frame_of_the_wrong_size_is_refused(self):
         vad = self.make_vad()
         with pytest.raises(ValueError, match="samples"):
-            vad.speech_probability(silence(20))
+            await vad.speech_probability(silence(20))
 
 
 class NoiseRejectionTests:
     """For engines that must not mistake noise or short sounds for speech (Silero, hybrid)."""
 
     @pytest.mark.parametrize("clip", NOISE_CLIPS)
-    def test_noise_never_starts_speech(self, clip):
-        assert starts(detect(self.make_vad(), NOISE_CLIPS[clip]())) == []
+    async def test_noise_never_starts_speech(self, clip):
+        assert starts(await detect(self.make_vad(), NOISE_CLIPS[clip]())) == []
 
-    def test_sounds_shorter_than_min_speech_start_nothing(self):
-        assert detect(self.make_vad(), short_speech_pieces()) == []
+    async def test_sounds_shorter_than_min_speech_start_nothing(self):
+        assert await detect(self.make_vad(), short_speech_pieces()) == []
 
 
 class TestWebRtcVad(VadEngineTests):
@@ -182,16 +186,16 @@ class TestWebRtcVad(VadEngineTests):
     # At the default aggressiveness 3, steady noise at -30 dBFS fools webrtcvad, except the
     # 60 Hz hum, which only fools it at aggressiveness 0 (see below). Hence the hybrid.
     @pytest.mark.parametrize("clip", ["brown noise", "pink noise", "150 ms noise burst"])
-    def test_noise_starts_speech(self, clip):
-        assert starts(detect(self.make_vad(), NOISE_CLIPS[clip]()))
+    async def test_noise_starts_speech(self, clip):
+        assert starts(await detect(self.make_vad(), NOISE_CLIPS[clip]()))
 
     @pytest.mark.parametrize("clip", NOISE_CLIPS)
-    def test_at_aggressiveness_0_every_noise_starts_speech(self, clip):
-        assert starts(detect(WebRtcVad(aggressiveness=0), NOISE_CLIPS[clip]()))
+    async def test_at_aggressiveness_0_every_noise_starts_speech(self, clip):
+        assert starts(await detect(WebRtcVad(aggressiveness=0), NOISE_CLIPS[clip]()))
 
-    def test_its_own_hangover_stretches_some_short_sounds_into_speech(self):
+    async def test_its_own_hangover_stretches_some_short_sounds_into_speech(self):
         # Silero and the hybrid start nothing on the same clip (NoiseRejectionTests).
-        assert starts(detect(self.make_vad(), short_speech_pieces()))
+        assert starts(await detect(self.make_vad(), short_speech_pieces()))
 
     def test_aggressiveness_is_0_to_3(self):
         with pytest.raises(ValueError, match="aggressiveness"):
@@ -211,9 +215,9 @@ class CountingVad:
         self.calls = 0
         self.resets = 0
 
-    def speech_probability(self, frame: bytes) -> float:
+    async def speech_probability(self, frame: bytes) -> float:
         self.calls += 1
-        return self.inner.speech_probability(frame)
+        return await self.inner.speech_probability(frame)
 
     def reset(self) -> None:
         self.resets += 1
@@ -223,7 +227,7 @@ class CountingVad:
 class TestHybridVad(VadEngineTests, NoiseRejectionTests):
     engine = "hybrid"
 
-    def test_it_asks_silero_far_less_often_than_silero_alone(self):
+    async def test_it_asks_silero_far_less_often_than_silero_alone(self):
         long_pauses = (
             silence(3000)
             + speech_pcm(SENTENCE)
@@ -233,8 +237,8 @@ class TestHybridVad(VadEngineTests, NoiseRejectionTests):
         )
         alone = CountingVad(SileroVad())
         gated = CountingVad(SileroVad())
-        alone_events = detect(alone, long_pauses)
-        hybrid_events = detect(HybridVad(confirm=gated), long_pauses)
+        alone_events = await detect(alone, long_pauses)
+        hybrid_events = await detect(HybridVad(confirm=gated), long_pauses)
         assert_pairs(alone_events, 2)
         assert_pairs(hybrid_events, 2)
         assert alone.calls == ms_of(long_pauses) // 32
@@ -242,29 +246,29 @@ class TestHybridVad(VadEngineTests, NoiseRejectionTests):
         assert gated.calls < alone.calls / 2
         assert gated.calls <= speech_frames + 20  # the gate's own release, a few frames each
 
-    def test_a_silent_line_never_reaches_silero(self):
+    async def test_a_silent_line_never_reaches_silero(self):
         confirm = CountingVad(SileroVad())
-        assert detect(HybridVad(confirm=confirm), silence(5000)) == []
+        assert await detect(HybridVad(confirm=confirm), silence(5000)) == []
         assert confirm.calls == 0
 
-    def test_a_quiet_line_barely_reaches_silero(self):
+    async def test_a_quiet_line_barely_reaches_silero(self):
         confirm = CountingVad(SileroVad())
         line = noise("white", 5000, dbfs=-60)
-        assert detect(HybridVad(confirm=confirm), line) == []
+        assert await detect(HybridVad(confirm=confirm), line) == []
         assert confirm.calls <= 10  # webrtcvad's first frames, while it learns the noise floor
         assert confirm.calls < ms_of(line) // 32 / 10
 
-    def test_silero_rejects_the_noise_the_gate_lets_through(self):
+    async def test_silero_rejects_the_noise_the_gate_lets_through(self):
         confirm = CountingVad(SileroVad())
-        assert detect(HybridVad(confirm=confirm), NOISE_CLIPS["brown noise"]()) == []
+        assert await detect(HybridVad(confirm=confirm), NOISE_CLIPS["brown noise"]()) == []
         assert confirm.calls > 50
 
-    def test_silero_is_reset_once_the_gate_has_been_closed_a_while(self):
+    async def test_silero_is_reset_once_the_gate_has_been_closed_a_while(self):
         confirm = CountingVad(SileroVad())
         hybrid = HybridVad(confirm=confirm, reset_after_frames=16)
-        scores(hybrid, speech_pcm(SECOND_SENTENCE) + silence(300))
+        await scores(hybrid, speech_pcm(SECOND_SENTENCE) + silence(300))
         assert confirm.resets == 0
-        scores(hybrid, silence(3000))
+        await scores(hybrid, silence(3000))
         assert confirm.resets == 1
 
     def test_engines_must_fit_its_frame(self):
@@ -306,7 +310,7 @@ class PeakVad:
     def __init__(self) -> None:
         self.resets = 0
 
-    def speech_probability(self, frame: bytes) -> float:
+    async def speech_probability(self, frame: bytes) -> float:
         return min(1.0, int(np.abs(np.frombuffer(frame, dtype=np.int16)).max()) / 1000)
 
     def reset(self) -> None:
@@ -322,19 +326,19 @@ def exact(**overrides: int) -> SpeechDetector:
     return SpeechDetector(PeakVad(), threshold=0.5, **options)
 
 
-def run(detector: SpeechDetector, pcm: bytes, chunk_bytes: int = 320) -> list[SpeechEvent]:
+async def run(detector: SpeechDetector, pcm: bytes, chunk_bytes: int = 320) -> list[SpeechEvent]:
     events: list[SpeechEvent] = []
     for start in range(0, len(pcm), chunk_bytes):
-        events += detector.process(pcm[start : start + chunk_bytes])
+        events += await detector.process(pcm[start : start + chunk_bytes])
     return events + detector.flush()
 
 
-def test_speech_starts_where_its_voiced_run_began_and_is_reported_when_confirmed():
+async def test_speech_starts_where_its_voiced_run_began_and_is_reported_when_confirmed():
     detector = exact()
     clip = silence(500) + tone(300) + silence(1000)
     emitted_at = {}
     for n, start in enumerate(range(0, len(clip), 320)):
-        for event in detector.process(clip[start : start + 320]):
+        for event in await detector.process(clip[start : start + 320]):
             emitted_at[event] = (n + 1) * 10  # ms of audio fed so far
     assert emitted_at == {
         SpeechStarted(offset_ms=500): 500 + 200,
@@ -342,28 +346,32 @@ def test_speech_starts_where_its_voiced_run_began_and_is_reported_when_confirmed
     }
 
 
-def test_a_sound_shorter_than_min_speech_starts_nothing():
-    assert run(exact(), silence(100) + tone(190) + silence(1000)) == []
-    assert starts(run(exact(), silence(100) + tone(200) + silence(1000))) == [SpeechStarted(100)]
+async def test_a_sound_shorter_than_min_speech_starts_nothing():
+    assert await run(exact(), silence(100) + tone(190) + silence(1000)) == []
+    assert starts(await run(exact(), silence(100) + tone(200) + silence(1000))) == [
+        SpeechStarted(100)
+    ]
 
 
-def test_min_speech_counts_voiced_frames_and_bridges_a_single_unvoiced_frame():
+async def test_min_speech_counts_voiced_frames_and_bridges_a_single_unvoiced_frame():
     clip = silence(100) + tone(100) + silence(10) + tone(100) + silence(1000)
-    assert run(exact(), clip) == [SpeechStarted(100), SpeechStopped(310, 210)]
+    assert await run(exact(), clip) == [SpeechStarted(100), SpeechStopped(310, 210)]
     # Voiced for 150 ms in all, a dip between: not yet speech.
-    assert run(exact(), silence(100) + tone(100) + silence(10) + tone(50) + silence(500)) == []
+    assert (
+        await run(exact(), silence(100) + tone(100) + silence(10) + tone(50) + silence(500)) == []
+    )
 
 
-def test_two_unvoiced_frames_in_a_row_restart_the_onset():
-    assert run(exact(), tone(100) + silence(20) + tone(100) + silence(500)) == []
+async def test_two_unvoiced_frames_in_a_row_restart_the_onset():
+    assert await run(exact(), tone(100) + silence(20) + tone(100) + silence(500)) == []
     clip = tone(100) + silence(20) + tone(200) + silence(500)
-    assert run(exact(), clip) == [SpeechStarted(120), SpeechStopped(320, 200)]
+    assert await run(exact(), clip) == [SpeechStarted(120), SpeechStopped(320, 200)]
 
 
-def test_speech_stops_after_exactly_the_hangover():
-    one = run(exact(), tone(300) + silence(290) + tone(300) + silence(400))
+async def test_speech_stops_after_exactly_the_hangover():
+    one = await run(exact(), tone(300) + silence(290) + tone(300) + silence(400))
     assert one == [SpeechStarted(0), SpeechStopped(890, 890)]
-    two = run(exact(), tone(300) + silence(300) + tone(300) + silence(400))
+    two = await run(exact(), tone(300) + silence(300) + tone(300) + silence(400))
     assert two == [
         SpeechStarted(0),
         SpeechStopped(300, 300),
@@ -372,13 +380,13 @@ def test_speech_stops_after_exactly_the_hangover():
     ]
 
 
-def test_the_threshold_is_inclusive():
-    assert starts(run(exact(), tone(300, level=500) + silence(400))) == [SpeechStarted(0)]
-    assert run(exact(), tone(300, level=499) + silence(400)) == []
+async def test_the_threshold_is_inclusive():
+    assert starts(await run(exact(), tone(300, level=500) + silence(400))) == [SpeechStarted(0)]
+    assert await run(exact(), tone(300, level=499) + silence(400)) == []
 
 
 @pytest.mark.parametrize("chunk_bytes", [2 * 137, 333, 2, 7 * 320 + 2])
-def test_chunk_size_never_shifts_an_event(chunk_bytes):
+async def test_chunk_size_never_shifts_an_event(chunk_bytes):
     clip = silence(123) + tone(457) + silence(321) + tone(250) + silence(700) + tone(90)
     expected = [
         SpeechStarted(120),
@@ -386,44 +394,47 @@ def test_chunk_size_never_shifts_an_event(chunk_bytes):
         SpeechStarted(900),
         SpeechStopped(1160, 260),
     ]
-    assert run(exact(), clip, chunk_bytes=320) == expected
-    assert run(exact(), clip, chunk_bytes=chunk_bytes) == expected
+    assert await run(exact(), clip, chunk_bytes=320) == expected
+    assert await run(exact(), clip, chunk_bytes=chunk_bytes) == expected
 
 
-def test_flush_counts_a_partial_frame_as_time_and_closes_speech():
+async def test_flush_counts_a_partial_frame_as_time_and_closes_speech():
     detector = exact()
-    assert detector.process(tone(300) + silence(5)) == [SpeechStarted(0)]
+    assert await detector.process(tone(300) + silence(5)) == [SpeechStarted(0)]
     assert detector.position_ms == 300  # the 5 ms partial frame waits
     assert detector.flush() == [SpeechStopped(300, 300)]
     assert detector.position_ms == 305
     assert not detector.speaking
-    assert detector.process(silence(5) + tone(200)) == [SpeechStarted(305)]
+    assert await detector.process(silence(5) + tone(200)) == [SpeechStarted(305)]
 
 
-def test_flush_drops_an_unconfirmed_run():
+async def test_flush_drops_an_unconfirmed_run():
     detector = exact()
-    assert detector.process(tone(150)) == []
+    assert await detector.process(tone(150)) == []
     assert detector.flush() == []
-    assert detector.process(tone(100)) == []
+    assert await detector.process(tone(100)) == []
 
 
-def test_reset_restarts_time_and_the_engine():
+async def test_reset_restarts_time_and_the_engine():
     detector = exact()
-    detector.process(silence(500) + tone(300))
+    await detector.process(silence(500) + tone(300))
     detector.reset()
     assert detector.vad.resets == 1
     assert not detector.speaking
     assert detector.position_ms == 0
-    assert run(detector, tone(300) + silence(400)) == [SpeechStarted(0), SpeechStopped(300, 300)]
+    assert await run(detector, tone(300) + silence(400)) == [
+        SpeechStarted(0),
+        SpeechStopped(300, 300),
+    ]
 
 
-def test_defaults_come_from_settings(settings):
+async def test_defaults_come_from_settings(settings):
     settings.VAD_THRESHOLD = 0.9
     settings.VAD_MIN_SPEECH_MS = 50
     settings.VAD_HANGOVER_MS = 100
     detector = SpeechDetector(PeakVad())
     clip = tone(60, level=800) + silence(200) + tone(60) + silence(200)
-    assert run(detector, clip) == [SpeechStarted(260), SpeechStopped(320, 60)]
+    assert await run(detector, clip) == [SpeechStarted(260), SpeechStopped(320, 60)]
 
 
 def test_negative_durations_are_refused():
@@ -431,9 +442,9 @@ def test_negative_durations_are_refused():
         SpeechDetector(PeakVad(), min_speech_ms=-1)
 
 
-def test_a_pause_inside_speech_is_reported_and_so_is_speech_after_it():
+async def test_a_pause_inside_speech_is_reported_and_so_is_speech_after_it():
     clip = tone(300) + silence(250) + tone(200) + silence(400)
-    assert run(exact(pause_ms=200), clip) == [
+    assert await run(exact(pause_ms=200), clip) == [
         SpeechStarted(0),
         SpeechPaused(300),
         SpeechResumed(550),
@@ -442,14 +453,14 @@ def test_a_pause_inside_speech_is_reported_and_so_is_speech_after_it():
     ]
 
 
-def test_a_silence_shorter_than_the_pause_reports_nothing_and_without_pause_ms_none_is():
+async def test_a_silence_shorter_than_the_pause_reports_nothing_and_without_pause_ms_none_is():
     clip = tone(300) + silence(190) + tone(200) + silence(400)
-    assert run(exact(pause_ms=200), clip) == [
+    assert await run(exact(pause_ms=200), clip) == [
         SpeechStarted(0),
         SpeechPaused(690),
         SpeechStopped(690, 690),
     ]
-    assert run(exact(), clip) == [SpeechStarted(0), SpeechStopped(690, 690)]
+    assert await run(exact(), clip) == [SpeechStarted(0), SpeechStopped(690, 690)]
 
 
 def test_a_pause_must_come_before_the_hangover():
@@ -457,27 +468,27 @@ def test_a_pause_must_come_before_the_hangover():
         exact(pause_ms=300)
 
 
-def test_first_voiced_evidence_is_reported_before_it_is_speech():
+async def test_first_voiced_evidence_is_reported_before_it_is_speech():
     clip = silence(100) + tone(300) + silence(400)
-    assert run(exact(onset_ms=60), clip) == [
+    assert await run(exact(onset_ms=60), clip) == [
         SpeechSuspected(100),
         SpeechStarted(100),
         SpeechStopped(400, 300),
     ]
 
 
-def test_evidence_that_dies_before_it_is_speech_is_dismissed():
+async def test_evidence_that_dies_before_it_is_speech_is_dismissed():
     clip = silence(100) + tone(120) + silence(400) + tone(50) + silence(100)
-    assert run(exact(onset_ms=60), clip) == [SpeechSuspected(100), SpeechDismissed(220)]
-    assert run(exact(), clip) == []
+    assert await run(exact(onset_ms=60), clip) == [SpeechSuspected(100), SpeechDismissed(220)]
+    assert await run(exact(), clip) == []
 
 
-def test_end_speech_stops_at_the_last_voiced_frame_and_is_idle_otherwise():
+async def test_end_speech_stops_at_the_last_voiced_frame_and_is_idle_otherwise():
     detector = exact()
-    assert detector.process(tone(300) + silence(100)) == [SpeechStarted(0)]
+    assert await detector.process(tone(300) + silence(100)) == [SpeechStarted(0)]
     assert detector.end_speech() == [SpeechStopped(300, 300)]
     assert detector.end_speech() == []
-    assert run(detector, silence(100) + tone(250) + silence(400)) == [
+    assert await run(detector, silence(100) + tone(250) + silence(400)) == [
         SpeechStarted(500),
         SpeechStopped(750, 250),
     ]

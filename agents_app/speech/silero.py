@@ -1,0 +1,216 @@
+"""The Silero voice activity model (MIT), batched across every live stream of the process.
+
+The model is the Silero ONNX export that ships in the `pipecat-ai` 1.14 wheel (read from the
+installed package without importing pipecat, checked by hash). Its input takes a batch of
+windows and a recurrent state per batch row, so one inference scores a window of every stream
+that has one ready. (faster-whisper's `silero_vad_v6.onnx` cannot: its state is fixed to one
+row and its first axis is the time of a single stream.)
+
+A window is 512 samples of 16 kHz audio (32 ms) with the 64 samples before it as context, as
+Silero v5 and later expect. The batcher is stateless: each request carries its stream's state
+and gets the new one back, so a stream's state never touches another's, and a stream keeps it
+where only its own task reads and writes it (`sessions_app.vad.SileroVad`).
+
+One dedicated thread runs the model (onnxruntime with one intra-op thread), never the event
+loop. Batching is opportunistic: a request made while an inference is queued or running joins
+the next one, so an idle server adds no wait (no fixed tick to slow a barge-in) and a loaded
+one scores all its speaking streams in one call. Each stream has at most one window in flight,
+so a batch is never larger than the number of live streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from agents_app.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from agents_app.speech.model_files import ModelFileError, packaged_file, read_verified
+
+logger = logging.getLogger(__name__)
+
+MODEL_PACKAGE = "pipecat"
+MODEL_RELATIVE_PATH = "audio/vad/data/silero_vad.onnx"
+MODEL_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+PIP_INSTALL = "pip install pipecat-ai==1.14.0"
+SAMPLE_RATE = 16000
+WINDOW_SAMPLES = 512
+CONTEXT_SAMPLES = 64
+STATE_SHAPE = (2, 128)  # per stream: the LSTM's hidden and cell state
+
+
+def initial_state() -> np.ndarray:
+    """The recurrent state of a stream that has heard nothing."""
+    return np.zeros(STATE_SHAPE, dtype=np.float32)
+
+
+def load_model_bytes() -> bytes:
+    path = packaged_file(MODEL_PACKAGE, MODEL_RELATIVE_PATH, PIP_INSTALL)
+    return read_verified(path, MODEL_SHA256, "the Silero VAD model", PIP_INSTALL)
+
+
+class SileroModel:
+    """One onnxruntime session; `score` runs one batch (call it from one thread at a time)."""
+
+    def __init__(self, model: bytes) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        self._session = onnxruntime.InferenceSession(
+            model, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._rate = np.array(SAMPLE_RATE, dtype=np.int64)
+
+    def score(self, pcm: bytes, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Speech probabilities and new states for a batch: `pcm` is B rows of context and
+        window (576 PCM16 samples each, back to back), `states` is (2, B, 128)."""
+        audio = np.frombuffer(pcm, dtype=np.int16).reshape(-1, CONTEXT_SAMPLES + WINDOW_SAMPLES)
+        audio = audio.astype(np.float32) / 32768.0
+        probabilities, new_states = self._session.run(
+            None, {"input": audio, "state": states, "sr": self._rate}
+        )
+        return probabilities[:, 0], new_states
+
+
+@dataclass(frozen=True)
+class _Request:
+    pcm: bytes  # context + window
+    state: np.ndarray
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[tuple[float, np.ndarray]]
+
+
+class SileroBatcher:
+    """Scores windows of many streams, one model call for all the windows waiting."""
+
+    def __init__(self, model: SileroModel | None = None) -> None:
+        self._model = model
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self.batches = 0  # model calls so far
+        self.windows = 0  # windows scored so far
+        self.largest_batch = 0
+
+    async def score(self, pcm: bytes, state: np.ndarray) -> tuple[float, np.ndarray]:
+        """One stream's window (its 64 context samples then 512 new ones, PCM16) and its
+        state: the speech probability and the state after it."""
+        if len(pcm) != (CONTEXT_SAMPLES + WINDOW_SAMPLES) * 2:
+            raise ValueError("a window is 64 context samples and 512 new ones, PCM16")
+        self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[float, np.ndarray]] = loop.create_future()
+        self._requests.put(_Request(pcm, state, loop, future))
+        return await future
+
+    def warm_up(self) -> None:
+        """Load the model in the background, so the first caller does not wait for it."""
+        self._start()
+
+    def close(self) -> None:
+        """Stop the thread once the requests already made are answered."""
+        if self._thread is not None:
+            self._requests.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="silero", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            if self._model is None:
+                self._model = SileroModel(load_model_bytes())
+        except ModelFileError as exc:
+            self._fail_all(ProviderRejected(str(exc), role="stt"))
+            return
+        except Exception as exc:
+            logger.exception("the Silero VAD model failed to load")
+            self._fail_all(ProviderUnavailable(f"silero failed to load: {exc}", role="stt"))
+            return
+        while True:
+            first = self._requests.get()
+            if first is None:
+                return
+            batch = [first]
+            while True:  # everything asked for while the last batch ran joins this one
+                try:
+                    request = self._requests.get_nowait()
+                except queue.Empty:
+                    break
+                if request is None:
+                    self._answer(batch)
+                    return
+                batch.append(request)
+            self._answer(batch)
+
+    def _answer(self, batch: list[_Request]) -> None:
+        try:
+            states = np.stack([request.state for request in batch], axis=1)
+            probabilities, new_states = self._model.score(  # type: ignore[union-attr]
+                b"".join(request.pcm for request in batch), states
+            )
+        except Exception as exc:
+            logger.exception("the Silero VAD model failed on a batch of %d", len(batch))
+            error = ProviderUnavailable(f"silero failed: {exc}", role="stt")
+            _resolve_by_loop([(request, error) for request in batch])
+            return
+        self.batches += 1
+        self.windows += len(batch)
+        self.largest_batch = max(self.largest_batch, len(batch))
+        _resolve_by_loop(
+            [
+                (request, (float(probabilities[i]), new_states[:, i].copy()))
+                for i, request in enumerate(batch)
+            ]
+        )
+
+    def _fail_all(self, error: ProviderError) -> None:
+        """The model cannot load: refuse what waits and all that comes, for this process."""
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            _resolve_by_loop([(request, error)])
+
+
+Answer = tuple[float, np.ndarray] | ProviderError
+
+
+def _resolve_by_loop(answers: list[tuple[_Request, Answer]]) -> None:
+    """Hand each answer to its request's event loop: one wake-up per loop, not per window."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Answer]]] = defaultdict(list)
+    for request, answer in answers:
+        by_loop[request.loop].append((request, answer))
+    for loop, loop_answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_set_answers, loop_answers)
+
+
+def _set_answers(answers: list[tuple[_Request, Answer]]) -> None:
+    for request, answer in answers:
+        if request.future.done():  # its task was cancelled
+            continue
+        if isinstance(answer, ProviderError):
+            request.future.set_exception(answer)
+        else:
+            request.future.set_result(answer)
+
+
+@cache
+def shared_batcher() -> SileroBatcher:
+    """The process's batcher: one model and one thread for every stream."""
+    return SileroBatcher()
