@@ -53,9 +53,12 @@ async def test_shutdown_mid_sentence_stores_the_words_already_spoken(stream, set
     for frame in frames(silence(300) + speech):  # no silence after: still speaking
         await client.send_raw(data=frame)
     # The server reads messages in order: once this marker's error is back, all audio is in.
+    # Voice detection runs in its own task (and Silero off the loop), so speech_started may
+    # come before or after it.
     await client.send_raw(text="marker")
-    seen = await client.receive_until("error", timeout=10)
-    assert seen[0]["type"] == "speech_started"
+    seen = {event["type"] for event in await client.receive_until("error", timeout=10)}
+    if "speech_started" not in seen:
+        await client.receive_until("speech_started", timeout=10)
 
     await shut_down(client)
 
