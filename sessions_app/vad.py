@@ -23,12 +23,7 @@ from typing import Protocol
 import webrtcvad
 from django.conf import settings
 
-from agents_app.speech.silero import (
-    CONTEXT_SAMPLES,
-    SileroBatcher,
-    initial_state,
-    shared_batcher,
-)
+from agents_app.speech.silero import SileroBatcher, initial_state, shared_batcher
 
 SAMPLE_RATE = 16000
 SAMPLE_BYTES = 2
@@ -87,13 +82,10 @@ class WebRtcVad:
         self._vad = webrtcvad.Vad(self.aggressiveness)
 
 
-_NO_CONTEXT = bytes(CONTEXT_SAMPLES * SAMPLE_BYTES)
-
-
 class SileroVad:
-    """One stream's Silero on 32 ms (512-sample) frames: its recurrent state and the 64 samples
-    of context before each frame, kept here and sent with each frame to the batcher (which
-    keeps nothing), so no stream's state reaches another's. One frame in flight at a time."""
+    """One stream's Silero on 32 ms (512-sample) frames: its recurrent state is kept here and
+    sent with each frame to the batcher (which keeps nothing), so no stream's state reaches
+    another's. One frame in flight at a time."""
 
     frame_samples = 512
 
@@ -109,15 +101,15 @@ class SileroVad:
             raise RuntimeError("a stream scores one frame at a time")
         self._in_flight, generation = True, self._generation
         try:
-            probability, state = await self._batcher.score(self._context + frame, self._state)
+            probability, state = await self._batcher.score(frame, self._state)
         finally:
             self._in_flight = False
         if generation == self._generation:
-            self._state, self._context = state, frame[-len(_NO_CONTEXT) :]
+            self._state = state
         return probability
 
     def reset(self) -> None:
-        self._state, self._context = initial_state(), _NO_CONTEXT
+        self._state = initial_state()
         self._generation += 1
 
 

