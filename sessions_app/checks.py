@@ -123,3 +123,18 @@ def check_turn_model_settings(app_configs, **kwargs) -> list[Error]:
             )
         )
     return problems
+
+
+@register()
+def check_vad_model(app_configs, **kwargs) -> list[Error]:
+    """With a Silero VAD engine (silero, hybrid), its model file is installed and intact."""
+    from agents_app.speech.model_files import ModelFileError
+    from agents_app.speech.silero import load_model_bytes
+
+    if settings.VAD_ENGINE not in ("silero", "hybrid"):
+        return []
+    try:
+        load_model_bytes()
+    except ModelFileError as exc:
+        return [Error(str(exc), id="voice.E014")]
+    return []

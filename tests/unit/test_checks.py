@@ -9,6 +9,7 @@ from sessions_app.checks import (
     check_engine_settings,
     check_speech_settings,
     check_telephony_settings,
+    check_vad_model,
 )
 
 
@@ -17,6 +18,7 @@ def test_default_settings_pass():
     assert check_contracts(None) == []
     assert check_telephony_settings(None) == []
     assert check_speech_settings(None) == []
+    assert check_vad_model(None) == []
 
 
 @pytest.mark.parametrize(
@@ -83,3 +85,13 @@ def test_a_whisper_model_whose_package_is_missing_names_the_pip_command(settings
     (error,) = check_speech_settings(None)
 
     assert "pip install no-such-pkg" in error.msg
+
+
+def test_a_missing_silero_model_is_an_error_naming_the_pip_command(settings, monkeypatch):
+    from agents_app.speech import silero
+
+    monkeypatch.setattr(silero, "MODEL_RELATIVE_PATH", "audio/vad/data/absent.onnx")
+    (error,) = check_vad_model(None)
+    assert error.id == "voice.E014" and silero.PIP_INSTALL in error.msg
+    settings.VAD_ENGINE = "webrtc"
+    assert check_vad_model(None) == []
