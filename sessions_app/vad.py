@@ -245,7 +245,8 @@ class SpeechDetector:
     `SpeechSuspected`, and as `SpeechDismissed` if it dies before it is speech, so a reply can
     fall silent at the first sign of the caller and resume on a false alarm.
     Stream time is counted in samples, so chunking never shifts an offset; offsets are whole
-    milliseconds since the stream (or the last `reset`) began.
+    milliseconds since the stream (or the last `reset`) began. `process` scores each frame
+    with the engine and hands its score to `decide`, where every rule lives, with no engine.
     """
 
     onset_gap_frames = 1
