@@ -145,6 +145,10 @@ CONFIGS = {
             "WHISPER_MODEL": "tiny.en",
             "TTS_ENGINE": "espeak",
             "AGENT_STRATEGY": "echo",
+            # Every turn then ends at the silence limit, where the lag is measured (with a
+            # speculative final, whisper's punctuation ends it earlier); the decode's CPU is
+            # the same, it only starts later.
+            "STT_SPECULATIVE_FINAL": "false",
         },
         ramp=(1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 100),
         note=(
@@ -860,7 +864,13 @@ def run_config(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-load-"))
         )
         log_dir.mkdir(parents=True, exist_ok=True)
-        settings = dict(config.env)
+        # Turns end at VAD_HANGOVER_MS of silence, so the client knows which frame ended
+        # each (the lag); the end-of-turn model's CPU is bench/turn_latency.py's to measure.
+        settings = {
+            "TURN_MODEL": "none",
+            "VAD_HANGOVER_MS": str(args.vad_hangover_ms),
+            **config.env,
+        }
         fake_pids: list[int] = []
         if config.name == "offline" and args.offline_tts:
             settings["TTS_ENGINE"] = args.offline_tts
@@ -930,7 +940,8 @@ def main() -> None:
         "--vad-hangover-ms",
         type=int,
         default=600,
-        help="the server's VAD_HANGOVER_MS (the lag is measured from the end of the hangover)",
+        help="the servers' VAD_HANGOVER_MS (set on those it starts; the lag is measured from "
+        "the end of the hangover)",
     )
     parser.add_argument(
         "--keep-going", action="store_true", help="ramp on past a step that did not hold"
