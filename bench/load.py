@@ -27,22 +27,30 @@ and clients warm), then measures for `--step-seconds`:
   errors    `error` events, unexpected `barge_in`, sockets closed, turns unanswered in 20 s.
 
 A step holds when lag p99 < 50 ms and it had no error; the ramp stops at the first that does
-not. Two configurations:
+not. Three configurations:
 
   production  STT, agent and TTS are the `openai` engines, pointed at bench/fake_openai.py in
               its own process (transcription after 300 ms, first token after 200 ms, speech
               streamed); sessions use the seeded `openai` agent.
-  offline     pocketsphinx, the echo agent and espeak: bounded by pocketsphinx's CPU.
+  no-stt      the same with recognition off (STT_ENGINE=none): voice detection, agent and TTS;
+              the client sends its words as text after each `speech_stopped`.
+  offline     whisper tiny.en (the default recognizer), the echo agent and espeak (not the
+              default piper, so that recognition is what is measured; --offline-tts piper):
+              bounded by recognition CPU.
 
-each on 1 daphne process (SQLite, in-memory layer) and on 2 behind Redis (PostgreSQL), sessions
-spread round-robin. Everything runs on loopback and stops by itself.
+each on 1 daphne process (SQLite, in-memory layer) and on 2 on Redis and PostgreSQL, behind ONE
+address: the bench binds one listening socket and hands it to both (`daphne --fd N`); the
+kernel spreads the connections. Servers run with TURN_MODEL=none and --vad-hangover-ms, so
+every turn ends at the hangover the lag is measured from. Everything runs on loopback and stops
+by itself. BENCH_REDIS_URL and BENCH_DATABASE_URL (kept, not dropped) override the Redis
+database (db 0) and the throwaway PostgreSQL database the 2-process runs use.
 
-    python bench/load.py [--config production|offline|both] [--processes 1|2|both]
-                         [--max-sessions N] [--step-seconds S] [--keep-going]
+    python bench/load.py [--config production|no-stt|offline|all] [--processes 1|2|both]
+                         [--max-sessions N] [--ramp 1,2,4] [--step-seconds S] [--keep-going]
                          [--url URL [--pid PID]]... [--agent NAME]
 
-Each step takes --step-seconds (12) plus its new sessions' first turn (~5-9 s); the defaults
-run all four ramps in under 10 minutes. The server processes' pids are printed, for profiling.
+Each step takes --step-seconds (12) plus its new sessions' first turn (~5-9 s); a ramp stops at
+its first step that fails. The server processes' pids are printed, for profiling.
 """
 
 from __future__ import annotations
