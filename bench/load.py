@@ -491,6 +491,7 @@ class Step:
     sessions: int
     figures: Figures
     server_cpu: float
+    measured_s: float
     server_rss: float
     rss_per_session: float
     client_cpu: float
@@ -500,6 +501,13 @@ class Step:
     @property
     def lag_p99(self) -> float:
         return harness.percentile(self.figures.lags, 99)
+
+    @property
+    def cpu_per_turn(self) -> float:
+        """Server CPU seconds per turn taken: with offline recognition, the C of the sizing
+        formula (sessions ~ cores x seconds between a caller's turns / C)."""
+        turns = self.figures.turns
+        return self.server_cpu / 100 * self.measured_s / turns if turns else float("nan")
 
     @property
     def held(self) -> bool:
@@ -615,6 +623,7 @@ class Ramp:
             sessions=count,
             figures=self.recorder.take(),
             server_cpu=self.server.percent(),
+            measured_s=self.args.step_seconds,
             server_rss=rss,
             rss_per_session=(rss - previous[1]) / (count - previous[0]),
             client_cpu=self.client.percent(),
@@ -741,6 +750,7 @@ HEADERS = [
     "frames out",
     "cpu %",
     "cpu %/session",
+    "cpu s/turn",
     "rss MB",
     "MB/session",
     "client cpu %",
@@ -769,6 +779,7 @@ def row(step: Step) -> list[object]:
         f.frames_out,
         number(step.server_cpu),
         number(step.server_cpu / step.sessions, 1),
+        number(step.cpu_per_turn, 2),
         number(step.server_rss),
         number(step.rss_per_session, 1),
         number(step.client_cpu),
@@ -837,7 +848,8 @@ late: agent frames that arrived after a client playing out from the first frame 
   frame needed them (its buffer ran dry). missing: frames fewer than played_ms says.
 frames out: agent audio frames received.
 cpu %: the server process(es), summed, in % of one core (this machine has {os.cpu_count()}),
-  and per session. client, fake: this load client and the fake OpenAI server. host: the whole
+  and per session. cpu s/turn: server CPU seconds per turn taken (everything: VAD, STT, agent,
+  TTS, protocol). client, fake: this load client and the fake OpenAI server. host: the whole
   machine (PostgreSQL, Redis and any other work on it).
 rss MB: the server process(es) at the step's end. MB/session: its growth since the step
   before / sessions added (the first step: since a warm-up turn, whose pooled resources the
