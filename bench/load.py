@@ -890,6 +890,7 @@ def run_config(
             "TURN_MODEL": "none",
             "VAD_HANGOVER_MS": str(args.vad_hangover_ms),
             **config.env,
+            **dict(setting.split("=", 1) for setting in args.server_env or []),
         }
         fake_pids: list[int] = []
         if config.name == "offline" and args.offline_tts:
@@ -970,6 +971,13 @@ def main() -> None:
         "--offline-tts",
         choices=["espeak", "piper"],
         help="the offline configuration's TTS (default espeak: keeps TTS CPU out of the figure)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a setting for the servers this starts, over the configuration's (repeatable), "
+        "e.g. STT_PARTIAL_INTERVAL_MS=60000",
     )
     parser.add_argument("--server-log-dir", type=Path, help="keep the servers' output here")
     parser.add_argument("--seed", type=int, default=1, help="for the pauses between turns")
