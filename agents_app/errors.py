@@ -34,6 +34,14 @@ class ProviderRateLimited(ProviderUnavailable):
     """HTTP 429: slow down and try again."""
 
 
+class ProviderOverloaded(ProviderError):
+    """The provider is healthy but has more work queued than it takes (a shared recognition
+    queue at its bound): this request was refused, not lost. Try again in a moment."""
+
+    kind = "overloaded"
+    retryable = True
+
+
 class ProviderTimeout(ProviderError):
     """No answer in time."""
 

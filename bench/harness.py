@@ -34,7 +34,7 @@ from tests.servers import migrate, running_daphne, server_env  # noqa: E402
 SAMPLE_RATE = 16000
 FRAME_MS = 20
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * 2
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 HTTP_TIMEOUT_S = 10.0
 
 

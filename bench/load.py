@@ -27,22 +27,30 @@ and clients warm), then measures for `--step-seconds`:
   errors    `error` events, unexpected `barge_in`, sockets closed, turns unanswered in 20 s.
 
 A step holds when lag p99 < 50 ms and it had no error; the ramp stops at the first that does
-not. Two configurations:
+not. Three configurations:
 
   production  STT, agent and TTS are the `openai` engines, pointed at bench/fake_openai.py in
               its own process (transcription after 300 ms, first token after 200 ms, speech
               streamed); sessions use the seeded `openai` agent.
-  offline     pocketsphinx, the echo agent and espeak: bounded by pocketsphinx's CPU.
+  no-stt      the same with recognition off (STT_ENGINE=none): voice detection, agent and TTS;
+              the client sends its words as text after each `speech_stopped`.
+  offline     whisper tiny.en (the default recognizer), the echo agent and espeak (not the
+              default piper, so that recognition is what is measured; --offline-tts piper):
+              bounded by recognition CPU.
 
-each on 1 daphne process (SQLite, in-memory layer) and on 2 behind Redis (PostgreSQL), sessions
-spread round-robin. Everything runs on loopback and stops by itself.
+each on 1 daphne process (SQLite, in-memory layer) and on 2 on Redis and PostgreSQL, behind ONE
+address: the bench binds one listening socket and hands it to both (`daphne --fd N`); the
+kernel spreads the connections. Servers run with TURN_MODEL=none and --vad-hangover-ms, so
+every turn ends at the hangover the lag is measured from. Everything runs on loopback and stops
+by itself. BENCH_REDIS_URL and BENCH_DATABASE_URL (kept, not dropped) override the Redis
+database (db 0) and the throwaway PostgreSQL database the 2-process runs use.
 
-    python bench/load.py [--config production|offline|both] [--processes 1|2|both]
-                         [--max-sessions N] [--step-seconds S] [--keep-going]
+    python bench/load.py [--config production|no-stt|offline|all] [--processes 1|2|both]
+                         [--max-sessions N] [--ramp 1,2,4] [--step-seconds S] [--keep-going]
                          [--url URL [--pid PID]]... [--agent NAME]
 
-Each step takes --step-seconds (12) plus its new sessions' first turn (~5-9 s); the defaults
-run all four ramps in under 10 minutes. The server processes' pids are printed, for profiling.
+Each step takes --step-seconds (12) plus its new sessions' first turn (~5-9 s); a ramp stops at
+its first step that fails. The server processes' pids are printed, for profiling.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ import math
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -91,6 +100,8 @@ PAUSE_S = (0.5, 1.5)  # silence between turns
 FIRST_PAUSE_S = (0.2, 5.0)
 CATCH_UP_S = 0.1  # a client this far behind its grid sends at once rather than sleeping
 HOST_SAMPLE_S = 2.0  # how long the machine's own load is sampled before a ramp
+# The bench sets its own limits: it opens sessions as fast as it measures, beyond the defaults.
+SERVER_LIMITS = {"SESSION_CREATE_RATE": "", "MAX_LIVE_SESSIONS": "1000", "CONN_MAX_AGE": "60"}
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -102,29 +113,57 @@ class Config:
     env: dict[str, str]
     ramp: tuple[int, ...]
     note: str
+    fake_openai: bool = False  # start bench/fake_openai.py and point the openai engines at it
+    says_text: bool = False  # the client sends its words as text after speech_stopped
 
+
+CLOUD_ENGINES = {
+    "TTS_ENGINE": "openai",
+    "AGENT_STRATEGY": "openai",
+    "OPENAI_API_KEY": "fake",
+}
+LARGE_RAMP = (1, 2, 4, 8, 16, 32, 64, 80, 100, 128, 160, 200, 240)
 
 CONFIGS = {
     "production": Config(
         "production",
         agent="openai",
-        env={
-            "STT_ENGINE": "openai",
-            "TTS_ENGINE": "openai",
-            "AGENT_STRATEGY": "openai",
-            "OPENAI_API_KEY": "fake",
-        },
-        ramp=(1, 2, 4, 8, 16, 24, 32, 48, 64),
+        env={"STT_ENGINE": "openai", **CLOUD_ENGINES},
+        ramp=LARGE_RAMP,
         note="openai STT/agent/TTS against a fake OpenAI server on loopback (another process)",
+        fake_openai=True,
+    ),
+    "no-stt": Config(
+        "no-stt",
+        agent="openai",
+        env={"STT_ENGINE": "none", **CLOUD_ENGINES},
+        ramp=LARGE_RAMP,
+        note=(
+            "recognition off (STT_ENGINE=none): voice detection, the openai agent and TTS "
+            "against the fake; the client sends its words as text after speech_stopped"
+        ),
+        fake_openai=True,
+        says_text=True,
     ),
     "offline": Config(
         "offline",
         agent="echo",
-        env={"STT_ENGINE": "pocketsphinx", "TTS_ENGINE": "espeak", "AGENT_STRATEGY": "echo"},
-        ramp=(1, 2, 3, 4, 6),
+        env={
+            "STT_ENGINE": "whisper",
+            "WHISPER_MODEL": "tiny.en",
+            "TTS_ENGINE": "espeak",
+            "AGENT_STRATEGY": "echo",
+            # Every turn then ends at the silence limit, where the lag is measured (with a
+            # speculative final, whisper's punctuation ends it earlier); the decode's CPU is
+            # the same, it only starts later.
+            "STT_SPECULATIVE_FINAL": "false",
+        },
+        ramp=(1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 100),
         note=(
-            "pocketsphinx, echo agent, espeak. Bounded by pocketsphinx's CPU: ~5 ms a 20 ms "
-            "frame while decoding, on one engine thread per process, holding the GIL"
+            "whisper tiny.en (the default recognizer), echo agent, espeak (not the default "
+            "piper, whose CPU per reply would be measured instead: --offline-tts piper). "
+            "Bounded by recognition CPU: sessions ~ cores x seconds between a caller's "
+            "utterances / CPU seconds per utterance"
         ),
     ),
 }
@@ -220,8 +259,11 @@ class LoadSession:
         recorder: Recorder,
         grid: float,
         hangover_ms: int,
+        says_text: bool = False,
     ) -> None:
-        """`grid`: when frames are due (mod 20 ms); `hangover_ms`: the server's VAD_HANGOVER_MS."""
+        """`grid`: when frames are due (mod 20 ms); `hangover_ms`: the server's VAD_HANGOVER_MS;
+        `says_text`: after each `speech_stopped`, send the words as text (a server without
+        recognition, like a phone gateway that transcribes itself)."""
         self.ws = ws
         self._clip = clip
         self._recorder = recorder
@@ -237,11 +279,14 @@ class LoadSession:
         self._playout: float | None = None  # when the client's buffer runs dry
         self._received_ms = 0.0
         self._sample_rate = harness.SAMPLE_RATE
+        self._words_due = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self.microphone.stream()),
             asyncio.create_task(self._listen()),
             asyncio.create_task(self._talk()),
         ]
+        if says_text:
+            self._tasks.append(asyncio.create_task(self._say_words()))
 
     async def close(self) -> None:
         self._closing = True
@@ -270,6 +315,17 @@ class LoadSession:
                 self._error(f"no reply within {TURN_LIMIT_S:.0f} s")
             await asyncio.sleep(random.uniform(*PAUSE_S))
 
+    async def _say_words(self) -> None:
+        """The utterance's words as text, once per `speech_stopped`."""
+        while True:
+            await self._words_due.wait()
+            self._words_due.clear()
+            try:
+                await self.ws.send_json({"type": "text", "text": UTTERANCE, "final": True})
+            except (ConnectionError, aiohttp.ClientError) as exc:
+                self._error(f"could not send text: {type(exc).__name__}")
+                return
+
     async def _listen(self) -> None:
         try:
             async for message in self.ws:
@@ -287,6 +343,7 @@ class LoadSession:
         kind = event.get("type")
         if kind == "speech_stopped":
             self._speech_stopped, self._first_audio_seen = received, False
+            self._words_due.set()
             self._measure_lag(event, received)
         elif kind == "transcript_final":
             self.first_final.set()
@@ -426,6 +483,7 @@ class Target:
     agent: str
     server_pids: list[int]
     fake_pids: list[int] = field(default_factory=list)
+    says_text: bool = False
 
 
 @dataclass
@@ -433,6 +491,7 @@ class Step:
     sessions: int
     figures: Figures
     server_cpu: float
+    measured_s: float
     server_rss: float
     rss_per_session: float
     client_cpu: float
@@ -442,6 +501,13 @@ class Step:
     @property
     def lag_p99(self) -> float:
         return harness.percentile(self.figures.lags, 99)
+
+    @property
+    def cpu_per_turn(self) -> float:
+        """Server CPU seconds per turn taken: with offline recognition, the C of the sizing
+        formula (sessions ~ cores x seconds between a caller's turns / C)."""
+        turns = self.figures.turns
+        return self.server_cpu / 100 * self.measured_s / turns if turns else float("nan")
 
     @property
     def held(self) -> bool:
@@ -497,12 +563,23 @@ class Ramp:
             return None
         # Callers are not in step with each other: spread the sessions' phases over 20 ms.
         phase = (index * 0.381966) % 1.0 * FRAME_S
-        return LoadSession(ws, self.clip, recorder, self.grid + phase, self.args.vad_hangover_ms)
+        return LoadSession(
+            ws,
+            self.clip,
+            recorder,
+            self.grid + phase,
+            self.args.vad_hangover_ms,
+            says_text=self.target.says_text,
+        )
 
     async def _warm_up(self, http: aiohttp.ClientSession) -> None:
-        """One turn on each process first, so lazy imports and first models are not measured."""
+        """One turn on each process first, so lazy imports and first models are not measured
+        (behind one address, two sessions a process: the kernel picks which takes each)."""
         recorder = Recorder()
-        opened = [await self._open(http, i, recorder) for i in range(len(self.target.urls))]
+        count = len(self.target.urls)
+        if len(self.target.server_pids) > count:
+            count = 2 * len(self.target.server_pids)
+        opened = await asyncio.gather(*(self._open(http, i, recorder) for i in range(count)))
         try:
             waits = [s.first_reply.wait() for s in opened if s is not None]
             await asyncio.wait_for(asyncio.gather(*waits), SETTLE_LIMIT_S)
@@ -546,6 +623,7 @@ class Ramp:
             sessions=count,
             figures=self.recorder.take(),
             server_cpu=self.server.percent(),
+            measured_s=self.args.step_seconds,
             server_rss=rss,
             rss_per_session=(rss - previous[1]) / (count - previous[0]),
             client_cpu=self.client.percent(),
@@ -588,8 +666,14 @@ def fake_openai_process(log_dir: Path) -> Iterator[tuple[str, int]]:
 
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards; yields its URL."""
+    """A new, empty PostgreSQL database, dropped afterwards; yields its URL. BENCH_DATABASE_URL
+    names one to use (and keep) instead."""
     import psycopg
+
+    given = os.environ.get("BENCH_DATABASE_URL")
+    if given:
+        yield given
+        return
 
     name = f"voice_load_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
@@ -602,22 +686,43 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def shared_listener() -> Iterator[tuple[socket.socket, str]]:
+    """One listening socket on a free loopback port, inheritable: every daphne given its file
+    descriptor (`daphne --fd N`) accepts from it, and the kernel spreads the connections
+    between them. Yields the socket and its base URL."""
+    with socket.create_server(("127.0.0.1", 0), backlog=1024) as listener:
+        listener.set_inheritable(True)
+        yield listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@contextlib.contextmanager
 def daphnes(
     count: int, services: bool, settings: dict[str, str], log_dir: Path, label: str
-) -> Iterator[list[DaphneProcess]]:
-    """`count` daphne processes sharing one database (and Redis, with `services`)."""
+) -> Iterator[tuple[str, list[DaphneProcess]]]:
+    """`count` daphne processes sharing one database (and Redis, with `services`); more than
+    one share one listening socket. Yields the address sessions go to, and the processes."""
     with contextlib.ExitStack() as stack:
         if services:
             database = stack.enter_context(postgres_database())
             settings = {**settings, "DATABASE_URL": database, "REDIS_URL": harness.REDIS_URL}
         else:
             settings = {**settings, "DATABASE_URL": f"sqlite:///{log_dir / f'{label}.sqlite3'}"}
-        env = server_env(LOG_LEVEL="WARNING", **settings)
+        env = server_env(LOG_LEVEL="WARNING", **SERVER_LIMITS, **settings)
         migrate(env)
-        yield [
-            stack.enter_context(running_daphne_process(env, log_dir / f"{label}-{i + 1}.log"))
+        listener, address = None, None
+        if count > 1:
+            listener, address = stack.enter_context(shared_listener())
+        processes = [
+            stack.enter_context(
+                running_daphne_process(
+                    env,
+                    log_dir / f"{label}-{i + 1}.log",
+                    listen_fd=listener.fileno() if listener is not None else None,
+                )
+            )
             for i in range(count)
         ]
+        yield address or processes[0].url, processes
 
 
 def services_reachable() -> bool:
@@ -645,6 +750,7 @@ HEADERS = [
     "frames out",
     "cpu %",
     "cpu %/session",
+    "cpu s/turn",
     "rss MB",
     "MB/session",
     "client cpu %",
@@ -673,6 +779,7 @@ def row(step: Step) -> list[object]:
         f.frames_out,
         number(step.server_cpu),
         number(step.server_cpu / step.sessions, 1),
+        number(step.cpu_per_turn, 2),
         number(step.server_rss),
         number(step.rss_per_session, 1),
         number(step.client_cpu),
@@ -741,7 +848,8 @@ late: agent frames that arrived after a client playing out from the first frame 
   frame needed them (its buffer ran dry). missing: frames fewer than played_ms says.
 frames out: agent audio frames received.
 cpu %: the server process(es), summed, in % of one core (this machine has {os.cpu_count()}),
-  and per session. client, fake: this load client and the fake OpenAI server. host: the whole
+  and per session. cpu s/turn: server CPU seconds per turn taken (everything: VAD, STT, agent,
+  TTS, protocol). client, fake: this load client and the fake OpenAI server. host: the whole
   machine (PostgreSQL, Redis and any other work on it).
 rss MB: the server process(es) at the step's end. MB/session: its growth since the step
   before / sessions added (the first step: since a warm-up turn, whose pooled resources the
@@ -776,23 +884,34 @@ def run_config(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-load-"))
         )
         log_dir.mkdir(parents=True, exist_ok=True)
-        settings = dict(config.env)
+        # Turns end at VAD_HANGOVER_MS of silence, so the client knows which frame ended
+        # each (the lag); the end-of-turn model's CPU is bench/turn_latency.py's to measure.
+        settings = {
+            "TURN_MODEL": "none",
+            "VAD_HANGOVER_MS": str(args.vad_hangover_ms),
+            **config.env,
+            **dict(setting.split("=", 1) for setting in args.server_env or []),
+        }
         fake_pids: list[int] = []
-        if config.name == "production":
+        if config.name == "offline" and args.offline_tts:
+            settings["TTS_ENGINE"] = args.offline_tts
+        if config.fake_openai:
             url, pid = stack.enter_context(fake_openai_process(log_dir))
             settings["OPENAI_BASE_URL"], fake_pids = url, [pid]
         for count in process_counts:
             services = count > 1 or args.stack == "services"
             stack_name = "PostgreSQL + Redis" if services else "SQLite + in-memory layer"
             label = f"{config.name}-{count}p"
-            with daphnes(count, services, settings, log_dir, label) as processes:
+            with daphnes(count, services, settings, log_dir, label) as (address, processes):
                 pids = [process.pid for process in processes]
                 print(
-                    f"load: {config.name}, {count} daphne process(es) (pids "
+                    f"load: {config.name}, {count} daphne process(es) at {address} (pids "
                     f"{', '.join(map(str, pids))}; {stack_name}) ...",
                     flush=True,
                 )
-                target = Target(label, [p.url for p in processes], config.agent, pids, fake_pids)
+                target = Target(
+                    label, [address], config.agent, pids, fake_pids, says_text=config.says_text
+                )
                 try:
                     steps = asyncio.run(Ramp(target, clip, args).run(ramp_counts(config, args)))
                 except RuntimeError as exc:
@@ -808,7 +927,9 @@ def run_config(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=["production", "offline", "both"], default="both")
+    parser.add_argument(
+        "--config", choices=[*CONFIGS, "all"], default="all", help="default: all, in turn"
+    )
     parser.add_argument("--processes", choices=["1", "2", "both"], default="both")
     parser.add_argument(
         "--stack",
@@ -840,10 +961,23 @@ def main() -> None:
         "--vad-hangover-ms",
         type=int,
         default=600,
-        help="the server's VAD_HANGOVER_MS (the lag is measured from the end of the hangover)",
+        help="the servers' VAD_HANGOVER_MS (set on those it starts; the lag is measured from "
+        "the end of the hangover)",
     )
     parser.add_argument(
         "--keep-going", action="store_true", help="ramp on past a step that did not hold"
+    )
+    parser.add_argument(
+        "--offline-tts",
+        choices=["espeak", "piper"],
+        help="the offline configuration's TTS (default espeak: keeps TTS CPU out of the figure)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a setting for the servers this starts, over the configuration's (repeatable), "
+        "e.g. STT_PARTIAL_INTERVAL_MS=60000",
     )
     parser.add_argument("--server-log-dir", type=Path, help="keep the servers' output here")
     parser.add_argument("--seed", type=int, default=1, help="for the pauses between turns")
@@ -863,7 +997,7 @@ def main() -> None:
         if wants_services and not services_reachable():
             print("note: skipping PostgreSQL + Redis runs: 127.0.0.1:5432 or :6379 is down")
             process_counts = [1] if args.stack == "auto" and 1 in process_counts else []
-        names = ["production", "offline"] if args.config == "both" else [args.config]
+        names = list(CONFIGS) if args.config == "all" else [args.config]
         summaries = []
         for name in names:
             summaries += run_config(CONFIGS[name], process_counts, args, clip)

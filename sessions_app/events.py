@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     AGENT_TIMEOUT = "agent_timeout"
     AGENT_REJECTED = "agent_rejected"
     STT_UNAVAILABLE = "stt_unavailable"
+    STT_OVERLOADED = "stt_overloaded"
     STT_TIMEOUT = "stt_timeout"
     STT_REJECTED = "stt_rejected"
     TTS_UNAVAILABLE = "tts_unavailable"
@@ -66,6 +67,7 @@ RETRYABLE = {
     ErrorCode.AGENT_UNAVAILABLE,
     ErrorCode.AGENT_TIMEOUT,
     ErrorCode.STT_UNAVAILABLE,
+    ErrorCode.STT_OVERLOADED,
     ErrorCode.STT_TIMEOUT,
     ErrorCode.TTS_UNAVAILABLE,
     ErrorCode.TTS_TIMEOUT,

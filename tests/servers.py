@@ -85,17 +85,23 @@ def running_daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_daphne_process(env: dict[str, str], log_path: Path) -> Iterator[DaphneProcess]:
-    """As `running_daphne`, but yields the process's URL and pid."""
+def running_daphne_process(
+    env: dict[str, str], log_path: Path, listen_fd: int | None = None
+) -> Iterator[DaphneProcess]:
+    """As `running_daphne`, but yields the process's URL and pid. With `listen_fd` (an
+    inheritable listening socket), it also accepts from that socket, as every process given
+    the same one does (`daphne --fd`); its URL stays its own port's, for the health check."""
     port = free_port()
+    shared = ["--fd", str(listen_fd)] if listen_fd is not None else []
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *shared]
             + ["voiceproject.asgi:application"],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            pass_fds=(listen_fd,) if listen_fd is not None else (),
         )
     try:
         url = f"http://127.0.0.1:{port}"

@@ -93,6 +93,9 @@ class Listening:
         await self._conversation.caller_said(heard, transcript, start_ms=start_ms, end_ms=end_ms)
 
     async def on_recognition_error(self, exc: ProviderError) -> None:
+        """The worker dropped the utterance (e.g. `stt_overloaded`): the reply it paused must
+        not wait for its words."""
+        await self._run(self._turn_taking.recognition_failed())
         await self._conversation.report(events.error_for(exc))
 
     async def _run(self, commands: list[Command]) -> None:

@@ -351,6 +351,19 @@ class TurnTaker:
         self._turn_ended_at = at_ms
         return Heard(verdict, answer=True, end=end)
 
+    def recognition_failed(self) -> list[Command]:
+        """The utterance's words are lost (recognition refused or failed it; the caller is
+        told). Speech over the reply was still real: the reply stays silent, cut, rather
+        than paused for words that will never come. Anything else starts nothing."""
+        interjection = self._interjection
+        self._interjection = self._continuing = False
+        self._speech_from = self._paused_from = None
+        self._ending = None
+        if interjection and self._reply == "paused":
+            self._reply = "none"
+            return [CutReply("speech")]
+        return self._resume_if_paused()
+
     # --- helpers --------------------------------------------------------------------------
 
     def _pause_reply(self) -> list[Command]:

@@ -139,13 +139,31 @@ async def test_an_empty_utterance_is_empty_text_without_a_request(fake_openai, r
     assert fake_openai.requests == []
 
 
-async def test_the_registry_builds_the_recognizer_and_aclose_closes_its_client(speech_settings):
+async def test_registry_engines_share_one_client_and_aclose_leaves_it_open(speech_settings):
     recognizer = build_recognizer("openai")
+    synthesizer = build_synthesizer("openai", "coral")
     assert isinstance(recognizer.inner, OpenAIRecognizer)
+    assert recognizer.client is synthesizer.client, "one client (and pool) per process"
 
     await recognizer.aclose()
 
-    assert recognizer.client.is_closed()
+    assert not synthesizer.client.is_closed(), "other sessions still use it"
+    await synthesizer.aclose()
+
+
+async def test_a_client_handed_in_is_closed_by_aclose():
+    client = openai_client_of_its_own()
+    recognizer = OpenAIRecognizer(client=client)
+
+    await recognizer.aclose()
+
+    assert client.is_closed()
+
+
+def openai_client_of_its_own():
+    import openai
+
+    return openai.AsyncOpenAI(api_key="k", base_url="http://127.0.0.1:9/v1", max_retries=0)
 
 
 # Text to speech
@@ -188,7 +206,6 @@ async def test_a_voice_given_by_the_registry_is_used(fake_openai, speech_setting
     await synthesizer.aclose()
 
     assert fake_openai.requests_to(SPEECH)[0]["voice"] == "coral"
-    assert synthesizer.client.is_closed()
 
 
 async def test_the_clip_is_the_returned_bytes_at_24khz(fake_openai, synthesizer):

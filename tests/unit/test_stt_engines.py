@@ -179,26 +179,38 @@ class TestPocketsphinx(RecognizerContract):
         assert during > 20
         assert words(transcript.text) & self.sentence_words
 
-    async def test_a_closed_session_s_decoder_serves_the_next_session_as_if_new(
+    async def test_a_decoder_is_held_per_utterance_and_serves_the_next_caller_as_if_new(
         self, created_decoders: list[Decoder]
     ):
-        first = PocketsphinxRecognizer()
+        first, second = PocketsphinxRecognizer(), PocketsphinxRecognizer()
         await recognise(first, speech_pcm(SENTENCE))  # a long caller: the decoder adapts
-        await first.aclose()
-        second = PocketsphinxRecognizer()
-        _, heard_second = await recognise(second, speech_pcm(REPLY))
-        reused = second._decoding
-        await second.aclose()
-        engine._idle.clear()  # the next session gets a decoder nobody has used
-        fresh = PocketsphinxRecognizer()
-        _, heard_fresh = await recognise(fresh, speech_pcm(REPLY))
-        await fresh.aclose()
+        assert first._decoding is None, "between utterances a session holds no decoder"
+        assert engine._idle[0].decoder is created_decoders[0]
+        _, heard_second = await recognise(second, speech_pcm(REPLY))  # the same decoder
+        engine._idle.clear()  # the next caller gets a decoder nobody has used
+        _, heard_fresh = await recognise(PocketsphinxRecognizer(), speech_pcm(REPLY))
 
-        assert reused is not None and reused.decoder is created_decoders[0]
         assert len(created_decoders) == 2
-        # Nothing of the first caller's channel (the cepstral mean) colours the next session:
+        # Nothing of the first caller's channel (the cepstral mean) colours the next caller:
         # the pooled decoder hears exactly what a new one does.
         assert heard_second.text == heard_fresh.text
+        await first.aclose()
+        await second.aclose()
+
+    async def test_a_callers_channel_is_carried_to_their_next_utterance(
+        self, created_decoders: list[Decoder]
+    ):
+        caller = PocketsphinxRecognizer()
+        await recognise(caller, speech_pcm(SENTENCE))
+        learned = caller._cmn
+        await recognise(PocketsphinxRecognizer(), speech_pcm(REPLY))  # another caller between
+
+        await caller.start_utterance()
+
+        decoding = caller._decoding
+        assert learned is not None and learned != decoding.initial_cmn
+        assert decoding.decoder.get_cmn() == learned
+        await caller.aclose()
 
     async def test_a_failing_decoder_raises_stt_unavailable_and_is_not_pooled(self, monkeypatch):
         monkeypatch.setattr(engine, "_idle", [])

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from agents_app.errors import ProviderRejected, ProviderUnavailable
+from agents_app.errors import ProviderOverloaded, ProviderRejected
 from agents_app.speech.turn import build_turn_model, smart_turn
 from agents_app.speech.turn.smart_turn import PIP_INSTALL, SmartTurnModel
 from sessions_app.checks import check_engine_settings, check_turn_model_settings
@@ -100,15 +100,15 @@ async def test_a_tampered_model_file_is_refused_with_the_pip_command(
     assert smart_turn._session is None, "a refused file is not kept"
 
 
-async def test_odd_bytes_are_rejected_and_a_full_queue_is_unavailable(monkeypatch):
+async def test_odd_bytes_are_rejected_and_a_full_queue_is_overloaded(monkeypatch):
     model = SmartTurnModel()
     with pytest.raises(ProviderRejected, match="16-bit"):
         await model.finished_probability(b"\0\0\0")
     monkeypatch.setattr(smart_turn, "_pending", threading.BoundedSemaphore(1))
     smart_turn._pending.acquire()
-    with pytest.raises(ProviderUnavailable, match="overloaded") as overloaded:
+    with pytest.raises(ProviderOverloaded, match="overloaded") as overloaded:
         await model.finished_probability(silence(100))
-    assert overloaded.value.retryable and overloaded.value.code == "stt_unavailable"
+    assert overloaded.value.retryable and overloaded.value.code == "stt_overloaded"
 
 
 async def test_warm_up_loads_the_shared_session_in_the_background(fresh_session):

@@ -133,6 +133,29 @@ def test_a_long_acknowledgement_is_no_backchannel_but_a_long_pause_before_its_en
     assert heard.verdict is Verdict.TURN and heard.commands == [CutReply("speech")]
 
 
+def test_an_interjection_whose_words_are_lost_cuts_the_reply(replying: TurnTaker):
+    replying.speech_suspected(1000)
+    replying.speech_started(1000)
+    replying.speech_paused(1300)
+
+    assert replying.recognition_failed() == [CutReply("speech")]
+    assert replying.speech_suspected(3000) == [], "nothing plays any more"
+
+
+def test_a_turn_whose_words_are_lost_starts_nothing(taker: TurnTaker):
+    taker.speech_started(1000)
+    taker.speech_paused(2000)
+
+    assert taker.recognition_failed() == []
+    assert taker.silence_limit() == [], "the utterance is over"
+
+
+def test_lost_words_after_a_false_alarm_resume_the_reply(replying: TurnTaker):
+    replying.speech_suspected(1000)
+
+    assert replying.recognition_failed() == [ResumeReply()]
+
+
 def test_a_reply_cut_elsewhere_is_no_longer_paused_or_resumed(replying: TurnTaker):
     replying.speech_suspected(1000)
     replying.reply_ended()  # e.g. an operator's interrupt

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents_app.errors import ProviderUnavailable
+from agents_app.errors import ProviderOverloaded, ProviderUnavailable
 from agents_app.speech.stt import whisper_models
 from agents_app.speech.stt.base import Transcript
 from agents_app.speech.stt.jobs import Priority, RecognitionPool
@@ -88,9 +88,15 @@ class ScriptedDecoder:
         return Transcript(text=f"{len(pcm)} bytes heard", confidence=0.9)
 
 
-def scripted_engine(decoder: ScriptedDecoder, workers: int = 2) -> WhisperEngine:
+def scripted_engine(
+    decoder: ScriptedDecoder, workers: int = 2, max_queued: int = 8
+) -> WhisperEngine:
     return WhisperEngine(
-        "scripted", workers=workers, max_queued=8, options=DecoderOptions(), decoder=decoder
+        "scripted",
+        workers=workers,
+        max_queued=max_queued,
+        options=DecoderOptions(),
+        decoder=decoder,
     )
 
 
@@ -219,24 +225,83 @@ async def test_the_pool_runs_finals_then_speculation_then_partials():
     assert order == ["final", "speculative", "partial"]
 
 
-async def test_a_full_pool_sheds_the_least_urgent_job_or_refuses():
-    pool = RecognitionPool(workers=1, max_queued=2)
+async def test_a_full_pool_sheds_partials_then_speculation_then_refuses_a_final():
+    pool = RecognitionPool(workers=1, max_queued=3)
     release = threading.Event()
-    blocker = pool.submit(Priority.FINAL, lambda: release.wait(WAIT_S))
+    blocker = pool.submit(Priority.FINAL, lambda: release.wait(WAIT_S))  # a slow recognizer
     await asyncio.sleep(0.05)
+    speculative = pool.submit(Priority.SPECULATIVE, lambda: "speculative")
     partial = pool.submit(Priority.PARTIAL, lambda: "partial")
     first = pool.submit(Priority.FINAL, lambda: "first")
 
     second = pool.submit(Priority.FINAL, lambda: "second")  # the partial makes room
-    with pytest.raises(ProviderUnavailable, match="overloaded"):
-        pool.submit(Priority.FINAL, lambda: "third")
+    third = pool.submit(Priority.FINAL, lambda: "third")  # then the speculative final
+    with pytest.raises(ProviderOverloaded, match="overloaded") as refused:
+        pool.submit(Priority.FINAL, lambda: "fourth")  # only finals wait: refused, and said so
     release.set()
 
-    with pytest.raises(ProviderUnavailable, match="shed"):
-        await partial
-    assert await first == "first"
-    assert await second == "second"
+    assert refused.value.code == "stt_overloaded" and refused.value.retryable
+    for shed in (partial, speculative):
+        with pytest.raises(ProviderOverloaded, match="shed"):
+            await shed
+    assert [await first, await second, await third] == ["first", "second", "third"]
     await blocker
+
+
+async def test_a_partial_is_refused_by_a_pool_full_of_finals():
+    pool = RecognitionPool(workers=1, max_queued=1)
+    release = threading.Event()
+    blocker = pool.submit(Priority.FINAL, lambda: release.wait(WAIT_S))
+    await asyncio.sleep(0.05)
+    final = pool.submit(Priority.FINAL, lambda: "final")
+
+    with pytest.raises(ProviderOverloaded):
+        pool.submit(Priority.PARTIAL, lambda: "partial")
+    release.set()
+
+    assert await final == "final"
+    await blocker
+
+
+async def test_a_pause_in_a_pool_full_of_finals_speculates_nothing_and_loses_nothing(settings):
+    settings.STT_PARTIAL_INTERVAL_MS = 60_000
+    decoder = ScriptedDecoder(hold_first=True)
+    engine = scripted_engine(decoder, workers=1, max_queued=1)
+    busy = engine.submit(Priority.FINAL, b"\0\0" * 1600)
+    await wait_for(decoder.started)
+    waiting = engine.submit(Priority.FINAL, b"\0\0" * 1600)  # the pool is full of finals
+    recognizer = WhisperRecognizer(engine)
+    await recognizer.start_utterance()
+    audio = speech_pcm("yes")
+    await recognizer.accept(audio)
+
+    recognizer.pause()  # no room to speculate: no error either
+    assert engine.pool.queued() == 1
+    decoder.release.set()
+    await asyncio.gather(busy, waiting)
+    final = await recognizer.finish_utterance()
+
+    assert final.text == f"{len(audio)} bytes heard"
+
+
+async def test_a_refused_final_is_stt_overloaded_not_an_engine_failure(settings):
+    settings.STT_PARTIAL_INTERVAL_MS = 60_000
+    decoder = ScriptedDecoder(hold_first=True)
+    engine = scripted_engine(decoder, workers=1, max_queued=1)
+    busy = engine.submit(Priority.FINAL, b"\0\0" * 1600)  # another caller's, decoding
+    await wait_for(decoder.started)
+    waiting = engine.submit(Priority.FINAL, b"\0\0" * 1600)  # and another's, queued
+    recognizer = WhisperRecognizer(engine)
+    await recognizer.start_utterance()
+    await recognizer.accept(speech_pcm("yes"))
+
+    with pytest.raises(ProviderOverloaded) as caught:
+        await recognizer.finish_utterance()
+
+    assert caught.value.code == "stt_overloaded" and caught.value.retryable
+    assert not isinstance(caught.value, ProviderUnavailable)
+    decoder.release.set()
+    await asyncio.gather(busy, waiting)
 
 
 async def test_a_cancelled_job_never_runs():

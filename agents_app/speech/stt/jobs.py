@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents_app.errors import ProviderUnavailable
+from agents_app.errors import ProviderOverloaded
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,10 @@ class RecognitionPool:
 
     def submit(self, priority: Priority, work: Callable[[], Any]) -> asyncio.Future[Any]:
         """Queue `work`; its result (or exception) arrives in the returned future. Cancel the
-        future to drop a job that has not started. A full queue sheds its least urgent job, or
-        refuses this one (ProviderUnavailable) when nothing waiting is less urgent."""
+        future to drop a job that has not started. A full queue sheds its least urgent job
+        (partials first, then speculation; the newest of a kind first), or refuses this one
+        (ProviderOverloaded: `stt_overloaded`, retryable) when nothing waiting is less urgent,
+        so no utterance is ever lost without its caller being told."""
         loop = asyncio.get_running_loop()
         job = _Job(priority, next(self._order), work, loop.create_future(), loop)
         with self._ready:
@@ -84,10 +86,14 @@ class RecognitionPool:
             if len(self._queue) >= self.max_queued:
                 shed = max(self._queue)
                 if shed.priority <= priority:
-                    raise ProviderUnavailable("speech recognition is overloaded", role="stt")
+                    raise ProviderOverloaded(
+                        "speech recognition is overloaded: this utterance was not recognised, "
+                        "say it again",
+                        role="stt",
+                    )
                 self._queue.remove(shed)
                 heapq.heapify(self._queue)
-                self._resolve(shed, error=ProviderUnavailable("shed by a busier pool", role="stt"))
+                self._resolve(shed, error=ProviderOverloaded("shed by a busier pool", role="stt"))
             heapq.heappush(self._queue, job)
             self._ready.notify()
         return job.future

@@ -12,7 +12,7 @@ from django.conf import settings
 from agents_app.retry import call_with_retry
 from agents_app.speech.audio import to_wav
 from agents_app.speech.stt.base import INPUT_RATE, Transcript
-from agents_app.strategies.openai import openai_client, translate_openai_error
+from agents_app.strategies.openai import openai_client, release_client, translate_openai_error
 
 
 class OpenAIRecognizer:
@@ -59,4 +59,4 @@ class OpenAIRecognizer:
         return result.text
 
     async def aclose(self) -> None:
-        await self.client.close()
+        await release_client(self.client)

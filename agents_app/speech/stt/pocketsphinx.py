@@ -7,8 +7,11 @@ recognizers in the process share:
 - the pool of idle decoders is touched only on that thread, so it needs no lock either.
 The event loop still pauses while a call holds the GIL, so audio is decoded in 60 ms blocks: a
 third of the executor hops of 20 ms frames, and loop pauses of at most ~35 ms (~90 ms for 100 ms).
-A decoder costs ~90 MB and ~300 ms to create (the whole process stalls meanwhile): a recognizer
-takes one on first use, keeps it for the session and hands it back to the pool on aclose().
+A decoder costs ~90 MB and ~300 ms to create (the whole process stalls meanwhile), so decoders
+are pooled and held per utterance, never per session: a recognizer takes one when an utterance
+starts and hands it back when it ends, keeping only its caller's channel estimate (the cepstral
+mean, a few numbers) for its next utterance. A process needs as many decoders as callers speak
+at once, not as many as it has sessions.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 BLOCK_MS = 60
 PARTIAL_EVERY_MS = 300
-# Idle decoders kept for the next sessions; each holds ~90 MB.
-IDLE_DECODERS = 2
+# Idle decoders kept for the next utterances; each holds ~90 MB.
+IDLE_DECODERS = 4
 
 T = TypeVar("T")
 
@@ -59,6 +62,12 @@ class _Decoding:
             self.begin()
         self.decoder.process_raw(pcm, False, False)
         return self._text() if want_hypothesis else ""
+
+    def start(self, cmn: str | None) -> None:
+        """Start an utterance of a caller whose channel estimate so far is `cmn` (None: new)."""
+        if cmn is not None:
+            self.decoder.set_cmn(cmn)
+        self.begin()
 
     def finish(self, pcm: bytes) -> Transcript:
         """Decode the last audio, end the utterance and return what it said."""
@@ -117,7 +126,8 @@ class PocketsphinxRecognizer:
     """Offline US English recognition for one session, decoded on the shared engine thread."""
 
     def __init__(self) -> None:
-        self._decoding: _Decoding | None = None
+        self._decoding: _Decoding | None = None  # held during an utterance only
+        self._cmn: str | None = None  # this caller's channel, carried between utterances
         self._pending = bytearray()
         self._unchecked_ms = 0
         self._partial = ""
@@ -125,7 +135,7 @@ class PocketsphinxRecognizer:
     async def start_utterance(self) -> None:
         self._reset_stream()
         decoding = await self._decoding_ready()
-        await self._call(decoding.begin)
+        await self._call(decoding.start, self._cmn)
 
     async def accept(self, pcm: bytes) -> str | None:
         """Decode whole blocks; every PARTIAL_EVERY_MS of audio, return the text if it changed."""
@@ -163,12 +173,18 @@ class PocketsphinxRecognizer:
         if self._decoding is None and not pcm:
             return Transcript(text="")
         decoding = await self._decoding_ready()
-        return await self._call(decoding.finish, pcm)
+        transcript = await self._call(decoding.finish, pcm)
+        self._cmn = await self._call(decoding.decoder.get_cmn)
+        await self._give_back()
+        return transcript
 
     async def aclose(self) -> None:
-        """Hand the decoder back to the pool; the recognizer may be used again after this."""
-        decoding, self._decoding = self._decoding, None
+        """Hand a decoder still held back to the pool; the recognizer may be used again."""
         self._reset_stream()
+        await self._give_back()
+
+    async def _give_back(self) -> None:
+        decoding, self._decoding = self._decoding, None
         if decoding is not None:
             await asyncio.get_running_loop().run_in_executor(_executor, _release, decoding)
 

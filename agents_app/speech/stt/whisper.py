@@ -17,6 +17,7 @@ Whisper decodes whole utterances, not streams, so:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -29,7 +30,12 @@ from typing import Protocol
 import numpy as np
 from django.conf import settings
 
-from agents_app.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from agents_app.errors import (
+    ProviderError,
+    ProviderOverloaded,
+    ProviderRejected,
+    ProviderUnavailable,
+)
 from agents_app.speech.stt.base import INPUT_RATE, Transcript
 from agents_app.speech.stt.jobs import Priority, RecognitionPool
 from agents_app.speech.stt.whisper_models import ModelFilesError, load_model_files
@@ -289,11 +295,13 @@ class WhisperRecognizer:
         return partial
 
     def pause(self) -> None:
-        """The caller paused: decode what they said so far now, as the likely final."""
+        """The caller paused: decode what they said so far now, as the likely final (unless
+        the pool is full of finals: speculation is best effort, the final will queue)."""
         self._drop(self._speculation)
         self._speculation = None
         if self._speculate and self._audio:
-            self._speculation = self._engine.submit(Priority.SPECULATIVE, bytes(self._audio))
+            with contextlib.suppress(ProviderOverloaded):
+                self._speculation = self._engine.submit(Priority.SPECULATIVE, bytes(self._audio))
 
     def resume(self) -> None:
         """They went on speaking: the speculative final no longer covers the utterance."""

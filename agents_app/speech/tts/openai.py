@@ -12,7 +12,7 @@ from django.conf import settings
 from agents_app.retry import call_with_retry
 from agents_app.speech.tts.base import SpeechClip
 from agents_app.speech.tts.word_marks import estimated_word_marks
-from agents_app.strategies.openai import openai_client, translate_openai_error
+from agents_app.strategies.openai import openai_client, release_client, translate_openai_error
 
 SAMPLE_RATE = 24000
 
@@ -46,4 +46,4 @@ class OpenAISynthesizer:
             raise translate_openai_error(exc, "tts") from exc
 
     async def aclose(self) -> None:
-        await self.client.close()
+        await release_client(self.client)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from agents_app.errors import ProviderRejected, ProviderUnavailable
+from agents_app.errors import ProviderOverloaded, ProviderRejected, ProviderUnavailable
 from agents_app.speech.model_files import ModelFileError, packaged_file, read_verified
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class SmartTurnModel:
         if len(pcm) % 2:
             raise ProviderRejected("turn model audio must be whole 16-bit samples", role="stt")
         if not _pending.acquire(blocking=False):
-            raise ProviderUnavailable("the end-of-turn model is overloaded", role="stt")
+            raise ProviderOverloaded("the end-of-turn model is overloaded", role="stt")
         try:
             job = _pool.submit(_finished_probability, pcm)
         except BaseException:
