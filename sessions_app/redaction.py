@@ -41,6 +41,12 @@ def redact_digits(text: str, min_digits: int | None = None) -> str:
     return _digit_run(n).sub(REDACTED, text)
 
 
+def digit_runs(text: str, min_digits: int | None = None) -> list[tuple[int, int]]:
+    """Where `redact_digits` would redact: the (start, end) character spans of the runs."""
+    n = min_digits or settings.REDACT_MIN_DIGITS
+    return [match.span() for match in _digit_run(n).finditer(text)]
+
+
 def redact_value(value: object) -> object:
     """Redact every string inside a JSON-like value (tool arguments and results)."""
     if isinstance(value, str):

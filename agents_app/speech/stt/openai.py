@@ -11,7 +11,7 @@ from django.conf import settings
 
 from agents_app.retry import call_with_retry
 from agents_app.speech.audio import to_wav
-from agents_app.speech.stt.base import INPUT_RATE, Transcript
+from agents_app.speech.stt.base import INPUT_RATE, TimedWord, Transcript
 from agents_app.strategies.openai import openai_client, release_client, translate_openai_error
 
 
@@ -57,6 +57,11 @@ class OpenAIRecognizer:
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc, "stt") from exc
         return result.text
+
+    async def word_timings(self) -> tuple[TimedWord, ...] | None:
+        """The transcription requests ask for text alone (gpt-4o-*-transcribe gives no word
+        times): a recording silences the whole utterance when it must hide a part."""
+        return None
 
     async def aclose(self) -> None:
         await release_client(self.client)
