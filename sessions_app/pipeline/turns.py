@@ -34,6 +34,7 @@ from sessions_app.pipeline.listening import Listening
 from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
 from sessions_app.pipeline.recognition import RecognitionWorker
 from sessions_app.pipeline.turn_taking import EndOfTurn, Heard, TurnTaker, TurnTakingConfig, Verdict
+from sessions_app.recording.digit_spans import SILENCE_MARGIN_MS
 from sessions_app.recording.session_recording import SessionRecording
 from sessions_app.redaction import (
     StreamingRedactor,
@@ -234,10 +235,15 @@ class Conversation:
 
     # --- the caller -----------------------------------------------------------------------
 
-    async def hear_audio(self, pcm: bytes) -> None:
+    async def hear_audio(self, pcm: bytes, *, recognise: bool = True) -> None:
         """Caller audio at the session's rate; recognised in the recognition worker's task.
         Audio beyond the real-time budget, or that recognition is too far behind to take, is
-        dropped with an `audio_overrun` error (at most one a second)."""
+        dropped with an `audio_overrun` error (at most one a second). Without `recognise`
+        (words come transcribed, from ACS) it is only recorded."""
+        if not recognise:
+            if self._recording is not None:
+                await self._recording.hear(pcm)
+            return
         if self._recognition is None:
             self._recognition = RecognitionWorker(
                 self._listening,
@@ -269,6 +275,7 @@ class Conversation:
         they say while the agent talks is a barge-in. `fields` are the utterance's timing."""
         await self.barge_in(source)
         if final:
+            self._silence_transcribed(text, fields.get("start_ms"), fields.get("end_ms"))
             await self.user_said(text, **fields)
         else:
             await self._send(events.transcript_partial(redact_partial(text)))
@@ -399,6 +406,18 @@ class Conversation:
         if self._recording is not None:
             self._keys_heard_at.append(self._recording.position_ms())
         await self._keypad.press(tone)
+
+    def _silence_transcribed(self, text: str, start_ms: object, end_ms: object) -> None:
+        """Words transcribed elsewhere (ACS) come with their utterance's times in the call's
+        stream, not word by word: an utterance with a redacted run is silenced whole (all
+        the recording still holds in memory, if its times are missing)."""
+        if self._recording is None or redact_digits(text) == text:
+            return
+        if isinstance(start_ms, int) and isinstance(end_ms, int):
+            self._recording.silence(start_ms - SILENCE_MARGIN_MS, end_ms + SILENCE_MARGIN_MS)
+        else:
+            now = self._recording.position_ms()
+            self._recording.silence(now - RECORDING_WINDOW_S * 1000, now)
 
     async def _keypad_entry(self, entry: str) -> None:
         redacted = redact_digits(entry)

@@ -520,3 +520,28 @@ async def test_the_keypad_tones_of_a_redacted_entry_are_silent_in_the_recording(
     assert not left[keys_from:keys_to].any(), "no tone of the card number is audible"
     assert np.array_equal(left[: keys_from - 16000 * 3 // 10 - 1], caller[: keys_from - 4801])
     assert np.array_equal(left[after:], caller[after:]), "a later key is kept"
+
+
+async def test_a_card_number_acs_transcribed_is_silent_in_the_recording(call, settings, tmp_path):
+    settings.RECORD_SESSIONS = True
+    settings.MEDIA_ROOT = tmp_path
+    media = await call()
+    caller = key_tone("5", ms=3000)  # a steady sound: every sample shows if it was kept
+    await send_speech(media, caller[: 16000 * 2 * 2], 16000)  # 2 s: past the utterance's end
+    # ACS heard the number 1.2 s into the call, for 0.6 s (offset and duration in ticks).
+    await media.send_transcription(
+        "my card is 4111 1111 1111 1111", "Final", offset=12_000_000, duration=6_000_000
+    )
+    await media.watcher.receive_until("transcript_final")
+    await send_speech(media, caller[16000 * 2 * 2 :], 16000)  # recorded, not recognised
+    await media.close()
+    await media.watcher.receive_until("session_ended", timeout=15)
+
+    session = await Session.objects.aget(pk=media.session.id)
+    with session.recording.open("rb") as stored, wave.open(stored) as wav:
+        left = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")[0::2]
+    sent = np.frombuffer(caller, dtype="<i2")
+    assert len(left) == len(sent), "audio after ACS took over recognition is recorded too"
+    assert not left[16 * 1200 : 16 * 1800].any()
+    assert np.array_equal(left[: 16 * 700], sent[: 16 * 700])
+    assert np.array_equal(left[16 * 2300 :], sent[16 * 2300 :])
