@@ -53,6 +53,7 @@ class SessionRecording:
         self._spool: IO[bytes] | None = None
         self._wav: wave.Wave_write | None = None
         self._writing = asyncio.Lock()  # spool writes in order, and the save after them
+        self._finished = False  # saved (or being saved): late audio is not recorded
 
     @property
     def recorder(self) -> Recorder:
@@ -65,13 +66,16 @@ class SessionRecording:
         return self.recorder.now * 1000 / self.recorder.sample_rate
 
     async def hear(self, pcm: bytes) -> None:
+        if self._finished:
+            return
         settled = self.recorder.hear(pcm)
         if settled:
             async with self._writing:
                 await asyncio.to_thread(self._write, settled)
 
     def play(self, frame: bytes) -> None:
-        self.recorder.play(frame)
+        if not self._finished:
+            self.recorder.play(frame)
 
     def drop_unheard(self) -> None:
         self.recorder.drop_unheard()
@@ -81,8 +85,9 @@ class SessionRecording:
 
     async def save(self) -> str | None:
         """Finish and store the recording; its storage name, or None if nothing was heard."""
-        if self._recorder is None:
+        if self._recorder is None or self._finished:
             return None
+        self._finished = True
         rest = self._recorder.finish()
         async with self._writing:
             return await asyncio.to_thread(self._save, rest)

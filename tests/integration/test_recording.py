@@ -175,6 +175,10 @@ async def test_only_operators_download_a_recording(stream, recording, operator_c
     assert_api_error(await anyone.get(url), 401, "unauthorized")
     detail = await operator_client.get(f"/api/sessions/{caller.session.id}")
     assert detail.json()["recording_url"] == url
+    admin_page = await operator_client.get(
+        f"/admin/sessions_app/session/{caller.session.id}/change/"
+    )
+    assert f'href="{url}"' in admin_page.content.decode()
     response = await operator_client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "audio/wav"

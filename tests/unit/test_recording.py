@@ -109,6 +109,16 @@ async def test_the_saved_wav_is_stereo_with_late_silences_applied(settings, tmp_
     assert (agent == -1000).all()
 
 
+async def test_audio_after_the_save_is_not_recorded(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    recording = SessionRecording(uuid.uuid4(), lambda: 8000, window_s=0.01, max_s=60)
+    await recording.hear(tone(160, 1))
+    assert await recording.save() is not None
+    await recording.hear(tone(8000, 1))  # a frame still in flight when the session ended
+    recording.play(tone(160, 2))
+    assert await recording.save() is None
+
+
 async def test_nothing_heard_saves_nothing(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     assert await SessionRecording(uuid.uuid4(), lambda: 16000, window_s=1, max_s=60).save() is None
