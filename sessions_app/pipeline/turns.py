@@ -573,7 +573,7 @@ class Conversation:
             name = await self._recording.save()
             if name is not None:
                 await self.store.set_recording(name)
-        except (OSError, StorageFailed):
+        except Exception:  # any storage backend's failure: the session still ends
             logger.exception("session %s: the recording could not be saved", self.session.id)
 
     async def report(self, body: ErrorBody) -> None:

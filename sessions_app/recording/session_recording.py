@@ -69,9 +69,16 @@ class SessionRecording:
         if self._finished:
             return
         settled = self.recorder.hear(pcm)
-        if settled:
+        if not settled:
+            return
+        try:
             async with self._writing:
                 await asyncio.to_thread(self._write, settled)
+        except OSError:  # a full disk costs the recording, never the call
+            logger.exception("session %s: recording stopped", self.session_id)
+            self._finished = True
+            if self._spool is not None:
+                await asyncio.to_thread(self._spool.close)
 
     def play(self, frame: bytes) -> None:
         if not self._finished:

@@ -119,6 +119,22 @@ async def test_audio_after_the_save_is_not_recorded(settings, tmp_path):
     assert await recording.save() is None
 
 
+async def test_a_spool_that_cannot_be_written_stops_the_recording_not_the_call(
+    settings, tmp_path, monkeypatch
+):
+    settings.MEDIA_ROOT = tmp_path
+    recording = SessionRecording(uuid.uuid4(), lambda: 8000, window_s=0.01, max_s=60)
+
+    def disk_full(stereo: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recording, "_write", disk_full)
+    await recording.hear(tone(800, 1))  # settles audio: the write fails
+    await recording.hear(tone(800, 1))
+    assert await recording.save() is None
+    assert not (tmp_path / "recordings").exists()
+
+
 async def test_nothing_heard_saves_nothing(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     assert await SessionRecording(uuid.uuid4(), lambda: 16000, window_s=1, max_s=60).save() is None
