@@ -232,6 +232,8 @@ class Conversation:
             await self.store.set_sample_rate(sample_rate)
         except StorageFailed as exc:
             await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
+        if self._recording is not None:
+            self._recording.rate_changed()
 
     # --- the caller -----------------------------------------------------------------------
 

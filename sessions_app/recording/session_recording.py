@@ -61,6 +61,12 @@ class SessionRecording:
             self._recorder = Recorder(self._sample_rate(), self._window_s, self._max_s)
         return self._recorder
 
+    def rate_changed(self) -> None:
+        """The session's rate was set before the caller's first audio: record at the new
+        one (agent audio of the old rate, a greeting's start, is not kept)."""
+        if self._recorder is not None and self._recorder.now == 0:
+            self._recorder = None
+
     def position_ms(self) -> float:
         """The caller's present, in ms of their stream."""
         return self.recorder.now * 1000 / self.recorder.sample_rate

@@ -135,6 +135,18 @@ async def test_a_spool_that_cannot_be_written_stops_the_recording_not_the_call(
     assert not (tmp_path / "recordings").exists()
 
 
+async def test_the_rate_set_before_the_callers_audio_is_the_recordings(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    rate = [16000]
+    recording = SessionRecording(uuid.uuid4(), lambda: rate[0], window_s=1, max_s=60)
+    recording.play(tone(320, 5))  # a greeting starts before ACS's AudioMetadata
+    rate[0] = 24000
+    recording.rate_changed()
+    await recording.hear(tone(480, 1))
+    with default_storage.open(await recording.save()) as stored, wave.open(stored) as wav:
+        assert (wav.getframerate(), wav.getnframes()) == (24000, 480)
+
+
 async def test_nothing_heard_saves_nothing(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     assert await SessionRecording(uuid.uuid4(), lambda: 16000, window_s=1, max_s=60).save() is None
