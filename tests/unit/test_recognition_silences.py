@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from django.conf import settings
 
 from agents_app.speech.stt.base import TimedWord, Transcript
 from sessions_app.pipeline.recognition import RecognitionWorker
 from sessions_app.recording.digit_spans import SILENCE_MARGIN_MS
-from sessions_app.vad import SpeechDetector, build_vad
+from sessions_app.vad import VoiceDetection
 from tests.speech import frames, silence, speech_pcm
 
 CARD = "my card is 4111 1111 1111 1111"
@@ -76,7 +75,7 @@ async def recognise(timings: tuple[TimedWord, ...] | None) -> tuple[bytes, bytes
     recognizer, silenced, listener = FakeRecognizer(timings), [], Finals()
     worker = RecognitionWorker(
         listener,
-        SpeechDetector(build_vad(settings.VAD_ENGINE), pause_ms=200, onset_ms=64),
+        VoiceDetection.from_settings().new_detector(),
         recognizer,
         sample_rate=16000,
         max_queued_ms=60_000,
