@@ -76,6 +76,7 @@ class _Decoding:
 
     def finish(self, pcm: bytes) -> Transcript:
         """Decode the last audio, end the utterance and return what it said."""
+        self.words = ()
         if not self.in_utterance and not pcm:
             return Transcript(text="")
         if not self.in_utterance:
@@ -145,6 +146,7 @@ class PocketsphinxRecognizer:
         self._pending = bytearray()
         self._unchecked_ms = 0
         self._partial = ""
+        self._words: tuple[TimedWord, ...] | None = None  # the last final's
 
     async def start_utterance(self) -> None:
         self._reset_stream()
@@ -184,17 +186,19 @@ class PocketsphinxRecognizer:
     async def finish_utterance(self) -> Transcript:
         pcm = bytes(self._pending)
         self._reset_stream()
+        self._words = None
         if self._decoding is None and not pcm:
             return Transcript(text="")
         decoding = await self._decoding_ready()
         transcript = await self._call(decoding.finish, pcm)
+        self._words = decoding.words  # the decoder goes back to the pool
         self._cmn = await self._call(decoding.decoder.get_cmn)
         await self._give_back()
         return transcript
 
     async def word_timings(self) -> tuple[TimedWord, ...] | None:
         """The last final's word segments (pocketsphinx keeps them with every decode)."""
-        return self._decoding.words if self._decoding is not None else None
+        return self._words
 
     async def aclose(self) -> None:
         """Hand a decoder still held back to the pool; the recognizer may be used again."""
