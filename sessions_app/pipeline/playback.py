@@ -38,6 +38,8 @@ MAX_SENTENCE_CHARS = 160
 # rest of its sentence: a short first synthesis makes the first audio come sooner (piper takes
 # ~60 ms a second of speech; bench/tts_latency.py). A lone "Okay," waits for more.
 FIRST_CLAUSE_WORDS = 2
+# What is due this close to a tick is due on it (positions and ticks are inexact floats).
+DUE_SLACK_S = 0.001
 
 
 def first_clause(sentence: str) -> tuple[str, str] | None:
@@ -284,14 +286,14 @@ class PlaybackWorker:
                 return  # nothing was ever sent, or nothing more since a resume
             # All sent: the turn is over once the last frame has played (a pause may rewind).
             ends_at = self._origin + self._ms(self._cursor) / 1000
-            if self._clock.now() >= ends_at:
+            if self._clock.now() + DUE_SLACK_S >= ends_at:
                 self._note_position()
                 return
             await self._wait(ends_at)
 
     def on_tick(self, now: float) -> None:
         """The clock's tick: release the sender if what it waits for is due."""
-        if self._wake_at is not None and now >= self._wake_at:
+        if self._wake_at is not None and now + DUE_SLACK_S >= self._wake_at:
             self._changed()
 
     def _changed(self) -> None:
@@ -320,7 +322,7 @@ class PlaybackWorker:
             # A new run, or we fell behind (slow synthesis): the client drained its buffer.
             self._origin = now - position_s
         due = self._origin + position_s - self._lead_s
-        if due > now:
+        if due > now + DUE_SLACK_S:
             await self._wait(due)
             return
         async with self._sending:
