@@ -7,7 +7,9 @@ the caller a failure is reported rather than retried (the caller has already hea
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +56,15 @@ def openai_unconfigured() -> str | None:
     return None if settings.OPENAI_API_KEY else "OPENAI_API_KEY is not set on the server"
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate store, loaded once per process (SSL_CERT_FILE / SSL_CERT_DIR apply).
+
+    Every client used to load its own: ~60 ms of the event loop each, three clients a session
+    (agent, STT, TTS), so each session opening stalled every other session's audio."""
+    return ssl.create_default_context()
+
+
 def openai_client() -> openai.AsyncOpenAI:
     """A client with SDK retries off, since our retry policy applies instead."""
     return openai.AsyncOpenAI(
@@ -61,6 +72,7 @@ def openai_client() -> openai.AsyncOpenAI:
         base_url=settings.OPENAI_BASE_URL,
         max_retries=0,
         timeout=settings.OPENAI_TIMEOUT_S,
+        http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
     )
 
 
