@@ -603,9 +603,15 @@ def postgres_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def daphnes(
-    count: int, services: bool, settings: dict[str, str], log_dir: Path, label: str
+    count: int,
+    services: bool,
+    settings: dict[str, str],
+    log_dir: Path,
+    label: str,
+    server: str = "daphne",
 ) -> Iterator[list[DaphneProcess]]:
-    """`count` daphne processes sharing one database (and Redis, with `services`)."""
+    """`count` daphne processes sharing one database (and Redis, with `services`); `server`:
+    uvicorn instead of daphne, to compare them."""
     with contextlib.ExitStack() as stack:
         if services:
             database = stack.enter_context(postgres_database())
@@ -615,7 +621,9 @@ def daphnes(
         env = server_env(LOG_LEVEL="WARNING", **settings)
         migrate(env)
         yield [
-            stack.enter_context(running_daphne_process(env, log_dir / f"{label}-{i + 1}.log"))
+            stack.enter_context(
+                running_daphne_process(env, log_dir / f"{label}-{i + 1}.log", server)
+            )
             for i in range(count)
         ]
 
@@ -785,10 +793,10 @@ def run_config(
             services = count > 1 or args.stack == "services"
             stack_name = "PostgreSQL + Redis" if services else "SQLite + in-memory layer"
             label = f"{config.name}-{count}p"
-            with daphnes(count, services, settings, log_dir, label) as processes:
+            with daphnes(count, services, settings, log_dir, label, args.server) as processes:
                 pids = [process.pid for process in processes]
                 print(
-                    f"load: {config.name}, {count} daphne process(es) (pids "
+                    f"load: {config.name}, {count} {args.server} process(es) (pids "
                     f"{', '.join(map(str, pids))}; {stack_name}) ...",
                     flush=True,
                 )
@@ -816,6 +824,12 @@ def main() -> None:
         default="auto",
         help="auto: 1 process on SQLite + in-memory layer, 2 on PostgreSQL + Redis; services: "
         "PostgreSQL + Redis for 1 process too",
+    )
+    parser.add_argument(
+        "--server",
+        choices=["daphne", "uvicorn"],
+        default="daphne",
+        help="the ASGI server running the application (uvicorn: pip install -e '.[bench]')",
     )
     parser.add_argument("--max-sessions", type=int, help="stop the ramp at this N")
     parser.add_argument(
