@@ -150,6 +150,7 @@ class PlaybackWorker:
         self._started = False
         self._paused = False
         self._stopped = False
+        self._played_out = False  # the last frame has played: the position is the end
         self._sending = asyncio.Lock()  # held while a frame is being sent
         self._synthesis = asyncio.create_task(self._synthesize_sentences())
         self._pacing = asyncio.create_task(self._pace_frames())
@@ -235,6 +236,8 @@ class PlaybackWorker:
         """The timeline position the caller hears now (within the current run)."""
         if self._origin is None:
             return self._run_from_ms
+        if self._played_out:
+            return self._ms(self._cursor)
         elapsed = (self._clock.now() - self._origin) * 1000
         return max(self._run_from_ms, min(self._ms(self._cursor), elapsed))
 
@@ -287,6 +290,7 @@ class PlaybackWorker:
             # All sent: the turn is over once the last frame has played (a pause may rewind).
             ends_at = self._origin + self._ms(self._cursor) / 1000
             if self._clock.now() + DUE_SLACK_S >= ends_at:
+                self._played_out = True
                 self._note_position()
                 return
             await self._wait(ends_at)

@@ -119,21 +119,30 @@ async def test_a_reply_plays_whole_while_recognition_is_saturated(stream, settin
     settings.STT_ENGINE = "whisper"
     settings.STT_WORKERS, settings.STT_QUEUE_LIMIT = 2, 4
     pool = shared_engine().pool
-    release = threading.Event()
-    stuck = [pool.submit(Priority.FINAL, release.wait) for _ in range(2 + 4)]
+    release, decoding = threading.Event(), threading.Semaphore(0)
+
+    def decode_forever() -> None:
+        decoding.release()
+        release.wait()
 
     async def microphone() -> None:  # an open microphone: silence, in real time
         while True:
             await client.send_raw(data=bytes(FRAME_BYTES))
             await asyncio.sleep(0.02)
 
-    client = await stream()
-    listening = asyncio.create_task(microphone())
+    stuck = [pool.submit(Priority.FINAL, decode_forever) for _ in range(2)]
+    listening = None
     try:
+        for _ in stuck:  # both threads are decoding: the four next wait in the queue
+            assert await asyncio.to_thread(decoding.acquire, timeout=10)
+        stuck += [pool.submit(Priority.FINAL, decode_forever) for _ in range(4)]
+        client = await stream()
+        listening = asyncio.create_task(microphone())
         await client.send(type="text", text="hello there", final=True)
         seen = await collect_until(client, "playback_completed")
     finally:
-        listening.cancel()
+        if listening is not None:
+            listening.cancel()
         release.set()
         await asyncio.gather(*stuck)
     assert not any(isinstance(item, dict) and item["type"] == "error" for item in seen)
