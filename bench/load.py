@@ -697,10 +697,17 @@ def shared_listener() -> Iterator[tuple[socket.socket, str]]:
 
 @contextlib.contextmanager
 def daphnes(
-    count: int, services: bool, settings: dict[str, str], log_dir: Path, label: str
+    count: int,
+    services: bool,
+    settings: dict[str, str],
+    log_dir: Path,
+    label: str,
+    server: str = "daphne",
 ) -> Iterator[tuple[str, list[DaphneProcess]]]:
     """`count` daphne processes sharing one database (and Redis, with `services`); more than
-    one share one listening socket. Yields the address sessions go to, and the processes."""
+    one share one listening socket. `server`: uvicorn instead of daphne, to compare them (one
+    process only: the shared socket is daphne's `--fd`). Yields the address sessions go to,
+    and the processes."""
     with contextlib.ExitStack() as stack:
         if services:
             database = stack.enter_context(postgres_database())
@@ -718,6 +725,7 @@ def daphnes(
                     env,
                     log_dir / f"{label}-{i + 1}.log",
                     listen_fd=listener.fileno() if listener is not None else None,
+                    server_name=server,
                 )
             )
             for i in range(count)
@@ -902,10 +910,13 @@ def run_config(
             services = count > 1 or args.stack == "services"
             stack_name = "PostgreSQL + Redis" if services else "SQLite + in-memory layer"
             label = f"{config.name}-{count}p"
-            with daphnes(count, services, settings, log_dir, label) as (address, processes):
+            with daphnes(count, services, settings, log_dir, label, args.server) as (
+                address,
+                processes,
+            ):
                 pids = [process.pid for process in processes]
                 print(
-                    f"load: {config.name}, {count} daphne process(es) at {address} (pids "
+                    f"load: {config.name}, {count} {args.server} process(es) at {address} (pids "
                     f"{', '.join(map(str, pids))}; {stack_name}) ...",
                     flush=True,
                 )
@@ -937,6 +948,12 @@ def main() -> None:
         default="auto",
         help="auto: 1 process on SQLite + in-memory layer, 2 on PostgreSQL + Redis; services: "
         "PostgreSQL + Redis for 1 process too",
+    )
+    parser.add_argument(
+        "--server",
+        choices=["daphne", "uvicorn"],
+        default="daphne",
+        help="the ASGI server running the application (uvicorn: pip install -e '.[bench]')",
     )
     parser.add_argument("--max-sessions", type=int, help="stop the ramp at this N")
     parser.add_argument(

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from sessions_app.liveness import Sweeper
 from sessions_app.loop_lag import lag_monitor
+from sessions_app.pipeline.playback_clock import playback_clock
 from voiceproject.metrics import LIVE_SESSIONS
 
 logger = logging.getLogger(__name__)
@@ -90,5 +91,6 @@ async def _shut_down() -> None:
         await asyncio.sleep(FLUSH_S)
     sweeper.stop()
     lag_monitor.stop()
+    playback_clock.stop()
     asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
     os.kill(os.getpid(), signal.SIGTERM)  # the default action now: exit

@@ -1,4 +1,8 @@
-"""Real daphne processes on loopback, for tests and benchmarks where processes matter."""
+"""Real daphne processes on loopback, for tests and benchmarks where processes matter.
+
+Benchmarks may start uvicorn instead (`server="uvicorn"`, from the `bench` extra): the same
+application under another ASGI server, to compare them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,26 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+APPLICATION = "voiceproject.asgi:application"
+# uvicorn with its fastest parts: uvloop, httptools, and websockets' sans-I/O protocol. No
+# access log: it would write every session token (they are in the WebSocket's query string).
+UVICORN_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio"]
+UVICORN_OPTIONS += ["--no-access-log", "--log-level", "warning"]
+
+
+def server_command(server: str, port: int, listen_fd: int | None = None) -> list[str]:
+    """The command line of an ASGI server (`daphne` or `uvicorn`) on a loopback port (daphne
+    also on an inherited listening socket, `listen_fd`)."""
+    if server == "daphne":
+        shared = ["--fd", str(listen_fd)] if listen_fd is not None else []
+        address = ["-b", "127.0.0.1", "-p", str(port), *shared]
+        return [sys.executable, "-m", "daphne", *address, APPLICATION]
+    if listen_fd is not None:
+        raise ValueError("a shared listening socket is daphne's (uvicorn's --fd replaces its port)")
+    if server == "uvicorn":
+        address = ["--host", "127.0.0.1", "--port", str(port)]
+        return [sys.executable, "-m", "uvicorn", APPLICATION, *address, *UVICORN_OPTIONS]
+    raise ValueError(f"unknown server {server!r}")
 
 
 def free_port() -> int:
@@ -86,17 +110,19 @@ def running_daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_daphne_process(
-    env: dict[str, str], log_path: Path, listen_fd: int | None = None
+    env: dict[str, str],
+    log_path: Path,
+    listen_fd: int | None = None,
+    server_name: str = "daphne",
 ) -> Iterator[DaphneProcess]:
-    """As `running_daphne`, but yields the process's URL and pid. With `listen_fd` (an
-    inheritable listening socket), it also accepts from that socket, as every process given
+    """As `running_daphne`, but yields the process's URL and pid; `server_name`: which ASGI
+    server runs the application (see `server_command`). With `listen_fd` (an inheritable
+    listening socket; daphne only), it also accepts from that socket, as every process given
     the same one does (`daphne --fd`); its URL stays its own port's, for the health check."""
     port = free_port()
-    shared = ["--fd", str(listen_fd)] if listen_fd is not None else []
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *shared]
-            + ["voiceproject.asgi:application"],
+            server_command(server_name, port, listen_fd),
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
@@ -120,7 +146,7 @@ def _wait_for_health(url: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"daphne exited with {server.returncode}:\n{log_tail(log)}")
+            raise RuntimeError(f"the server exited with {server.returncode}:\n{log_tail(log)}")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -128,4 +154,4 @@ def _wait_for_health(url: str, server: subprocess.Popen, log: Path) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"daphne did not answer /health in {START_TIMEOUT_S} s:\n{log_tail(log)}")
+    raise RuntimeError(f"no answer on /health in {START_TIMEOUT_S} s:\n{log_tail(log)}")

@@ -8,7 +8,9 @@ the caller a failure is reported rather than retried (the caller has already hea
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -56,6 +58,15 @@ def openai_unconfigured() -> str | None:
     return None if settings.OPENAI_API_KEY else "OPENAI_API_KEY is not set on the server"
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate store, loaded once per process (SSL_CERT_FILE / SSL_CERT_DIR apply).
+
+    Every client used to load its own: ~60 ms of the event loop each, three clients a session
+    (agent, STT, TTS), so each session opening stalled every other session's audio."""
+    return ssl.create_default_context()
+
+
 # The clients every session of this event loop shares, by (key, base URL, timeout).
 _shared_clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[str, str | None, float], openai.AsyncOpenAI]
@@ -83,7 +94,13 @@ def openai_client() -> openai.AsyncOpenAI:
 
 
 def _new_client(api_key: str, base_url: str | None, timeout: float) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=0,
+        timeout=timeout,
+        http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
+    )
 
 
 async def release_client(client: openai.AsyncOpenAI) -> None:

@@ -140,10 +140,14 @@ _PARSERS = {
 }
 
 
+_AUDIO_DATA_HEAD = '{"Kind": "AudioData", "AudioData": {"Data": "'
+_AUDIO_DATA_TAIL = '"}, "StopAudio": null}'
+
+
 def audio_data_frame(pcm: bytes) -> str:
-    """Agent audio for ACS to play: PCM16 mono at the negotiated rate."""
-    data = base64.b64encode(pcm).decode()
-    return json.dumps({"Kind": "AudioData", "AudioData": {"Data": data}, "StopAudio": None})
+    """Agent audio for ACS to play: PCM16 mono at the negotiated rate. Built by hand, 50 times
+    a second a call: base64 needs no JSON escaping, so the frame is `json.dumps`'s text."""
+    return _AUDIO_DATA_HEAD + base64.b64encode(pcm).decode("ascii") + _AUDIO_DATA_TAIL
 
 
 STOP_AUDIO_FRAME = json.dumps({"Kind": "StopAudio", "AudioData": None, "StopAudio": {}})

@@ -4,12 +4,15 @@ Sentences are synthesised while earlier ones play, so the first sentence is hear
 reply is complete. Frames leave at real-time pace with a small lead (PLAYBACK_LEAD_MS) so the
 client's buffer never holds more than that: when playback stops, the caller stops hearing it
 within the lead. The worker knows how much has been played, and so which words were heard.
+
+No worker keeps a timer: the process's playback clock (playback_clock.py) ticks every 20 ms
+and releases each worker's sender when its next frame is due, so frames leave on the tick at
+or after their due time (a lead of PLAYBACK_LEAD_MS minus up to one tick).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -20,6 +23,7 @@ from agents_app.speech.audio import frame_bytes, resample
 from agents_app.speech.tts.base import SpeechClip, SpeechSynthesizer
 from sessions_app import events
 from sessions_app.events import ErrorBody, Event
+from sessions_app.pipeline.playback_clock import PlaybackClock, playback_clock
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,8 @@ MAX_SENTENCE_CHARS = 160
 # rest of its sentence: a short first synthesis makes the first audio come sooner (piper takes
 # ~60 ms a second of speech; bench/tts_latency.py). A lone "Okay," waits for more.
 FIRST_CLAUSE_WORDS = 2
+# What is due this close to a tick is due on it (positions and ticks are inexact floats).
+DUE_SLACK_S = 0.001
 
 
 def first_clause(sentence: str) -> tuple[str, str] | None:
@@ -98,7 +104,8 @@ class _PlacedClip:
 
 
 class PlaybackWorker:
-    """Speaks one agent turn. Owns its synthesis and pacing tasks.
+    """Speaks one agent turn. Owns its synthesis and pacing tasks; the pacing task is the
+    turn's sender, registered on the playback clock while it runs.
 
     The turn's audio is one timeline, synthesised clip by clip and sent from a cursor. `pause()`
     stops the frames at once (the client drops what it holds) and moves the cursor back to the
@@ -118,6 +125,7 @@ class PlaybackWorker:
         report: Callable[[ErrorBody], Awaitable[None]],
         frame_ms: int,
         lead_ms: int,
+        clock: PlaybackClock = playback_clock,
     ) -> None:
         self.turn = turn
         self.sample_rate = sample_rate
@@ -131,7 +139,9 @@ class PlaybackWorker:
         self._audio = bytearray()  # the turn's audio so far, at the session's rate
         self._placed: list[_PlacedClip] = []
         self._synthesised = False  # every sentence is in `_audio`
-        self._changed = asyncio.Event()  # audio added, synthesis over, or resumed
+        self._clock = clock
+        self._wake: asyncio.Future[None] | None = None  # the sender waits on it
+        self._wake_at: float | None = None  # when the clock releases it (None: on a change)
         self._cursor = 0  # bytes of `_audio` before the next frame to send
         self._origin: float | None = None  # loop time at which timeline position 0 plays
         self._run_from_ms = 0.0  # where the current run of frames began
@@ -140,6 +150,7 @@ class PlaybackWorker:
         self._started = False
         self._paused = False
         self._stopped = False
+        self._played_out = False  # the last frame has played: the position is the end
         self._sending = asyncio.Lock()  # held while a frame is being sent
         self._synthesis = asyncio.create_task(self._synthesize_sentences())
         self._pacing = asyncio.create_task(self._pace_frames())
@@ -202,7 +213,7 @@ class PlaybackWorker:
             self._paused = False
             self._origin = None  # the next frame sets the clock anew
             self._run_from_ms = self._ms(self._cursor)
-            self._changed.set()
+            self._changed()
         return self.played_ms
 
     def stop(self) -> int:
@@ -225,7 +236,9 @@ class PlaybackWorker:
         """The timeline position the caller hears now (within the current run)."""
         if self._origin is None:
             return self._run_from_ms
-        elapsed = (asyncio.get_running_loop().time() - self._origin) * 1000
+        if self._played_out:
+            return self._ms(self._cursor)
+        elapsed = (self._clock.now() - self._origin) * 1000
         return max(self._run_from_ms, min(self._ms(self._cursor), elapsed))
 
     def _note_position(self) -> float:
@@ -247,14 +260,21 @@ class PlaybackWorker:
                 clip = await self._synthesizer.synthesize(sentence)
                 self._placed.append(_PlacedClip(clip, self._ms(len(self._audio))))
                 self._audio += resample(clip.pcm, clip.sample_rate, self.sample_rate)
-                self._changed.set()
+                self._changed()
         except ProviderError as exc:
             await self._report(events.error_for(exc))
         finally:
             self._synthesised = True
-            self._changed.set()
+            self._changed()
 
     async def _pace_frames(self) -> None:
+        self._clock.register(self)
+        try:
+            await self._send_frames()
+        finally:
+            self._clock.unregister(self)
+
+    async def _send_frames(self) -> None:
         while True:
             waiting = len(self._audio) - self._cursor
             if not self._paused and (
@@ -263,29 +283,39 @@ class PlaybackWorker:
                 await self._send_paced()
                 continue
             if self._paused or not self._synthesised:
-                await self._wait_for_change()
+                await self._wait(None)
                 continue
             if self._origin is None:
                 return  # nothing was ever sent, or nothing more since a resume
             # All sent: the turn is over once the last frame has played (a pause may rewind).
-            left_s = (
-                self._origin + self._ms(self._cursor) / 1000 - asyncio.get_running_loop().time()
-            )
-            if left_s <= 0:
+            ends_at = self._origin + self._ms(self._cursor) / 1000
+            if self._clock.now() + DUE_SLACK_S >= ends_at:
+                self._played_out = True
                 self._note_position()
                 return
-            await self._wait_for_change(left_s)
+            await self._wait(ends_at)
 
-    async def _wait_for_change(self, at_most_s: float | None = None) -> None:
-        self._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(at_most_s):
-                await self._changed.wait()
+    def on_tick(self, now: float) -> None:
+        """The clock's tick: release the sender if what it waits for is due."""
+        if self._wake_at is not None and now + DUE_SLACK_S >= self._wake_at:
+            self._changed()
+
+    def _changed(self) -> None:
+        """Release the sender now: audio was added, synthesis ended, or playback resumed."""
+        wake, self._wake, self._wake_at = self._wake, None, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _wait(self, until: float | None) -> None:
+        """Until the clock reaches `until` (None: never), or a change, whichever comes first."""
+        self._wake = asyncio.get_running_loop().create_future()
+        self._wake_at = until
+        await self._wake
 
     async def _send_paced(self) -> None:
-        """Send the frame at the cursor when it is due (a lead ahead of real time)."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        """Send the frame at the cursor if it is due (a lead ahead of real time), else wait
+        until it is or something changes (the caller then looks again)."""
+        now = self._clock.now()
         position_s = self._ms(self._cursor) / 1000
         if not self._started:
             self._started = True
@@ -296,11 +326,13 @@ class PlaybackWorker:
             # A new run, or we fell behind (slow synthesis): the client drained its buffer.
             self._origin = now - position_s
         due = self._origin + position_s - self._lead_s
-        if due > now:
-            await asyncio.sleep(due - now)
+        if due > now + DUE_SLACK_S:
+            await self._wait(due)
+            return
         async with self._sending:
             if self._paused or self._stopped:
                 return
-            frame = bytes(self._audio[self._cursor : self._cursor + self._frame_bytes])
+            with memoryview(self._audio) as audio:  # one copy: the frame sent
+                frame = audio[self._cursor : self._cursor + self._frame_bytes].tobytes()
             await self._send_audio(frame)
             self._cursor += len(frame)

@@ -6,6 +6,8 @@ proves the frames carry the real synthesised audio, and piper that its 22.05 kHz
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,8 @@ import pytest
 
 from agents_app.models import Task
 from agents_app.speech.audio import resample
+from agents_app.speech.stt.jobs import Priority
+from agents_app.speech.stt.whisper import shared_engine
 from agents_app.speech.tts.espeak import synthesize_blocking
 from sessions_app.models import Session, Utterance
 from tests.conftest import latest_task
@@ -69,6 +73,27 @@ async def assert_cut(client, barge_in: dict, source: str) -> None:
     assert agent.text == REPLY
 
 
+def assert_played_whole(seen: list[Any], reply: str, rate_wpm: int) -> None:
+    """The frames up to `playback_completed` are espeak's `reply`, whole and in order, and
+    `played_ms` says all of it was played."""
+    audio = [item for item in seen if isinstance(item, bytes)]
+    assert all(len(frame) == FRAME_BYTES for frame in audio[:-1])
+    clip = synthesize_blocking(reply, voice="en-us", rate_wpm=rate_wpm)
+    expected = resample(clip.pcm, clip.sample_rate, 16000)
+    # espeak's output can drift by a sample between runs: compare length and loudness envelope.
+    spoken = np.frombuffer(b"".join(audio), dtype=np.int16).astype(float)
+    reference = np.frombuffer(expected, dtype=np.int16).astype(float)
+    assert abs(len(spoken) - len(reference)) <= 320
+    assert np.corrcoef(envelope(spoken), envelope(reference))[0, 1] > 0.95
+    started = next(
+        item for item in seen if isinstance(item, dict) and item["type"] == "playback_started"
+    )
+    completed = seen[-1]
+    assert started["sample_rate"] == 16000
+    assert completed["type"] == "playback_completed"
+    assert completed["played_ms"] == round(len(spoken) / 16)
+
+
 async def test_reply_is_spoken_in_frames_matching_the_synthesised_audio(stream, settings):
     settings.TTS_ENGINE = "espeak"
     client = await stream()
@@ -81,25 +106,47 @@ async def test_reply_is_spoken_in_frames_matching_the_synthesised_audio(stream, 
     assert types[first_audio - 1] == "playback_started" or "playback_started" in types[:first_audio]
     assert types.index("transcript_final") < types.index("playback_started") < first_audio
     assert "audio" not in types[types.index("playback_completed") :]
-    audio = [item for item in seen if isinstance(item, bytes)]
-    assert all(len(frame) == FRAME_BYTES for frame in audio[:-1])
-    clip = synthesize_blocking(
-        "You said: hello there", voice="en-us", rate_wpm=settings.TTS_RATE_WPM
-    )
-    expected = resample(clip.pcm, clip.sample_rate, 16000)
-    # espeak's output can drift by a sample between runs: compare length and loudness envelope.
-    spoken = np.frombuffer(b"".join(audio), dtype=np.int16).astype(float)
-    reference = np.frombuffer(expected, dtype=np.int16).astype(float)
-    assert abs(len(spoken) - len(reference)) <= 320
-    assert np.corrcoef(envelope(spoken), envelope(reference))[0, 1] > 0.95
-    started = next(
-        item for item in seen if isinstance(item, dict) and item["type"] == "playback_started"
-    )
-    completed = seen[-1]
-    assert started["sample_rate"] == 16000
-    assert completed["played_ms"] == round(len(spoken) / 16)
+    assert_played_whole(seen, "You said: hello there", settings.TTS_RATE_WPM)
     agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")
     assert (agent.text, agent.interrupted) == ("You said: hello there", False)
+
+
+async def test_a_reply_plays_whole_while_recognition_is_saturated(stream, settings):
+    """Every recognition thread is stuck in a decode and the decode queue is full, while the
+    caller's microphone streams: the reply's audio never waits on recognition, so it plays
+    whole and in order, and `played_ms` says so."""
+    settings.TTS_ENGINE = "espeak"
+    settings.STT_ENGINE = "whisper"
+    settings.STT_WORKERS, settings.STT_QUEUE_LIMIT = 2, 4
+    pool = shared_engine().pool
+    release, decoding = threading.Event(), threading.Semaphore(0)
+
+    def decode_forever() -> None:
+        decoding.release()
+        release.wait()
+
+    async def microphone() -> None:  # an open microphone: silence, in real time
+        while True:
+            await client.send_raw(data=bytes(FRAME_BYTES))
+            await asyncio.sleep(0.02)
+
+    stuck = [pool.submit(Priority.FINAL, decode_forever) for _ in range(2)]
+    listening = None
+    try:
+        for _ in stuck:  # both threads are decoding: the four next wait in the queue
+            assert await asyncio.to_thread(decoding.acquire, timeout=10)
+        stuck += [pool.submit(Priority.FINAL, decode_forever) for _ in range(4)]
+        client = await stream()
+        listening = asyncio.create_task(microphone())
+        await client.send(type="text", text="hello there", final=True)
+        seen = await collect_until(client, "playback_completed")
+    finally:
+        if listening is not None:
+            listening.cancel()
+        release.set()
+        await asyncio.gather(*stuck)
+    assert not any(isinstance(item, dict) and item["type"] == "error" for item in seen)
+    assert_played_whole(seen, "You said: hello there", settings.TTS_RATE_WPM)
 
 
 async def test_piper_speech_is_played_at_the_session_rate_and_cut_at_a_word(stream, settings):
