@@ -32,8 +32,8 @@ from sessions_app.pipeline.audio_budget import AudioBudget
 from sessions_app.pipeline.keypad import Keypad
 from sessions_app.pipeline.listening import Listening
 from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
-from sessions_app.pipeline.turn_metrics import BargeInOutcome, SessionClock, TurnMetrics, observe
 from sessions_app.pipeline.recognition import RecognitionWorker
+from sessions_app.pipeline.turn_metrics import BargeInOutcome, SessionClock, TurnMetrics, observe
 from sessions_app.pipeline.turn_taking import EndOfTurn, Heard, TurnTaker, TurnTakingConfig, Verdict
 from sessions_app.redaction import (
     StreamingRedactor,
