@@ -182,3 +182,35 @@ def observe(record: dict) -> None:
     for barge_in in record["barge_ins"]:
         if "silenced" in barge_in["stages"]:
             BARGE_IN_STOP_SECONDS.observe(barge_in["stages"]["silenced"] / 1000)
+
+
+def summarize(records: list[dict]) -> dict[str, dict[str, int]]:
+    """A session's stages over its turns: {stage: {"p50", "max", "turns"}} (p50 is the lower
+    median, a duration some turn really took), in STAGES order, `response` last."""
+    by_stage: dict[str, list[int]] = {}
+    for record in records:
+        for stage, ms in record["stages"].items():
+            by_stage.setdefault(stage, []).append(ms)
+    order = [stage for stage, _, _ in STAGES] + ["response"]
+    return {
+        stage: {
+            "p50": sorted(by_stage[stage])[(len(by_stage[stage]) - 1) // 2],
+            "max": max(by_stage[stage]),
+            "turns": len(by_stage[stage]),
+        }
+        for stage in order
+        if stage in by_stage
+    }
+
+
+def describe(record: dict) -> str:
+    """One line for an operator: each stage's ms, then each barge-in's."""
+    stages = record["stages"]
+    parts = [f"{stage} {stages[stage]}" for stage, _, _ in STAGES if stage in stages]
+    if "response" in stages:
+        parts.append(f"response {stages['response']}")
+    line = " · ".join(parts) + " ms" if parts else "—"
+    for barge_in in record["barge_ins"]:
+        timings = ", ".join(f"{stage} {ms}" for stage, ms in barge_in["stages"].items())
+        line += f"; barge-in {barge_in['outcome'] or 'open'}: {timings} ms"
+    return line
