@@ -200,7 +200,9 @@ async def test_stop_over_the_reply_cuts_it_and_is_answered(stream, voices):
         "speaking",
         "response",
     }
-    assert answered["metrics"]["end_of_turn"]["reason"] == "interjection"
+    # Ended at its first pause (an interjection), or, once a partial had cut the reply, as
+    # any turn is.
+    assert answered["metrics"]["end_of_turn"]["reason"] in ("interjection", "words", "silence")
 
     names = kinds(seen)
     assert names.index("playback_paused") < names.index("barge_in")
@@ -211,8 +213,9 @@ async def test_stop_over_the_reply_cuts_it_and_is_answered(stream, voices):
     )
     assert "stop" in words(final["text"]) and final["backchannel"] is False
     assert barge_ins("confirmed") == confirmed + 1
-    stored = await agent_utterance(client)
+    stored = await Utterance.objects.aget(pk=cut["utterance_id"])  # the answer is stored too
     assert stored.interrupted and stored.interrupted_by == "speech"
+    assert stored.turn_metrics == cut["metrics"]
     assert REPLY.startswith(stored.heard_text)
 
 
