@@ -505,7 +505,7 @@ class Conversation:
         turn.finishing = True
         self.turn_taking.reply_ended()
         _, heard = turn.stop()
-        await self._keep_what_was_heard(turn, heard, "error")
+        record = await self._keep_what_was_heard(turn, heard, "error")
         if isinstance(exc, ProviderError):
             await self.report(events.error_for(exc))
         else:
@@ -513,6 +513,7 @@ class Conversation:
             await self.report(
                 events.error(ErrorCode.INTERNAL_ERROR, "the agent failed to answer", "agent")
             )
+        await self._turn_closed(turn, record)
 
     async def barge_in(self, source: BargeInSource) -> bool:
         """Stop the agent's reply now, keeping what the caller heard; False if none was playing."""
@@ -527,8 +528,9 @@ class Conversation:
         await self._send(
             events.barge_in(turn=turn.number, played_ms=played_ms, heard_text=heard, source=source)
         )
-        await self._keep_what_was_heard(turn, heard, source)
+        record = await self._keep_what_was_heard(turn, heard, source)
         await self.store.count("barge_in_count")
+        await self._turn_closed(turn, record)
         return True
 
     async def _stop_turn(self) -> tuple[AgentTurn, int, str] | None:
@@ -543,10 +545,11 @@ class Conversation:
             return None  # it completed after all, and stored itself: nothing was cut
         return turn, played_ms, heard
 
-    async def _keep_what_was_heard(self, turn: AgentTurn, heard: str, cut_by: str) -> None:
-        """A reply cut short: store it as interrupted, with its metrics (a reply cut before
-        its first word is not stored, but its metrics are sent); the context keeps only what
-        was heard (nothing, when the caller went on with their turn: it is answered anew)."""
+    async def _keep_what_was_heard(self, turn: AgentTurn, heard: str, cut_by: str) -> dict:
+        """A reply cut short: store it as interrupted, with its metrics (returned; a reply cut
+        before its first word is not stored, but its metrics are still sent); the context
+        keeps only what was heard (nothing, when the caller went on with their turn: it is
+        answered anew)."""
         record = turn.metrics.as_json(cut_by)
         if turn.generated_text:
             await self._keep(
@@ -561,7 +564,7 @@ class Conversation:
             await self.runtime.turn_cut(turn, cut_by)
             if cut_by != "continuation":
                 self.context.add_agent(heard)
-        await self._turn_closed(turn, record)
+        return record
 
     # --- the session ----------------------------------------------------------------------
 
@@ -587,7 +590,9 @@ class Conversation:
         stopped = await self._stop_turn()
         if stopped is not None:
             turn, _, heard = stopped
-            await self._keep_what_was_heard(turn, heard, "session_end")
+            await self._turn_closed(
+                turn, await self._keep_what_was_heard(turn, heard, "session_end")
+            )
         if self._recognition is not None:
             unfinished = await self._recognition.close()
             if unfinished is not None:
