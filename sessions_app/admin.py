@@ -10,12 +10,14 @@ from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 
 from agents_app.admin import RecordInline
 from agents_app.models import Task
 from sessions_app.control import end_live_session, interrupt_session
 from sessions_app.models import CallEvent, Session, Utterance
 from sessions_app.pipeline.turn_metrics import describe, summarize
+from sessions_app.serializers import recording_url
 
 
 @admin.display(description="confidence")
@@ -96,6 +98,7 @@ class SessionAdmin(admin.ModelAdmin):
         "correlation_id",
         "call_state",
         "turn_timings",
+        "recording_link",
     ]
     inlines = [UtteranceInline, TaskInline, CallEventInline]
     actions = ["interrupt_sessions", "end_sessions"]
@@ -167,6 +170,14 @@ class SessionAdmin(admin.ModelAdmin):
     @admin.display(description="errors", ordering="error_count")
     def errors(self, session: Session) -> int:
         return session.error_count
+
+    @admin.display(description="recording")
+    def recording_link(self, session: Session) -> str:
+        """The call's stereo WAV (caller left, agent right), through the operators' download."""
+        url = recording_url(session)
+        if url is None:
+            return "—"
+        return format_html('<a href="{}" download>Download the recording (WAV)</a>', url)
 
     @admin.action(description="Interrupt the agent (barge-in)", permissions=["change"])
     def interrupt_sessions(self, request, queryset) -> None:

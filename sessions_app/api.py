@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from agents_app.models import Agent, Task
@@ -29,6 +29,7 @@ from sessions_app.events import ErrorCode
 from sessions_app.models import Session
 from sessions_app.protocol import ProtocolError, check_sample_rate, decode_json
 from sessions_app.rate_limit import session_creation
+from sessions_app.recording.download import recording_response
 from sessions_app.serializers import call_event_json, session_json, utterance_json
 from sessions_app.text import clean_text
 from sessions_app.tokens import issue_token
@@ -262,6 +263,19 @@ async def session_detail(request: HttpRequest, session: Session) -> JsonResponse
     if session.channel == Session.Channel.ACS:
         detail["call_events"] = [call_event_json(e) async for e in session.call_events.all()]
     return JsonResponse(detail)
+
+
+@api_view("GET")
+@requires("view_session")
+@with_session
+async def session_recording(request: HttpRequest, session: Session) -> HttpResponse:
+    """The call's stereo WAV (caller left, agent right): operators only, never the caller."""
+    if not session.recording:
+        return error_response(ErrorCode.RECORDING_NOT_FOUND, "this session has no recording", 404)
+    try:
+        return await recording_response(session.recording.name, f"session-{session.id}.wav")
+    except OSError:
+        return error_response(ErrorCode.RECORDING_NOT_FOUND, "the recording file is missing", 404)
 
 
 @api_view("POST")

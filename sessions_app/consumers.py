@@ -394,8 +394,8 @@ class AcsMediaConsumer(LiveSessionConsumer):
 
     async def _hear(self, conversation: Conversation, chunk: AudioChunk) -> None:
         pcm = check_audio(chunk.pcm or self.silent_frame, conversation.session.sample_rate)
-        if not self.transcribed_by_acs:  # else ACS recognises the caller: no second answer
-            await conversation.hear_audio(pcm)
+        # Once ACS recognises the caller, local recognition stops (no second answer).
+        await conversation.hear_audio(pcm, recognise=not self.transcribed_by_acs)
 
     async def _negotiate(self, conversation: Conversation, metadata: AudioMetadata) -> None:
         rate = metadata.sample_rate

@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     AT_CAPACITY = "at_capacity"
     AUDIO_OVERRUN = "audio_overrun"
     AGENT_NOT_FOUND = "agent_not_found"
+    RECORDING_NOT_FOUND = "recording_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RATE_LIMITED = "rate_limited"
     AGENT_UNAVAILABLE = "agent_unavailable"

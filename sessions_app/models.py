@@ -59,6 +59,8 @@ class Session(models.Model):
     connected_at = models.DateTimeField(null=True, blank=True)
     process_id = models.CharField(max_length=100, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The call's stereo WAV (RECORD_SESSIONS; sessions_app/recording), saved when it ended.
+    recording = models.FileField(upload_to="recordings/", blank=True, editable=False, db_default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -9,6 +9,11 @@ commas, colons and slashes do not group, so dates (2024-11-15, 15.11.2024), time
 amounts grouped by commas (1,234,567.89) and 10–11 digit phone numbers stay below the
 threshold. An amount written with 12 or more digits and no commas ("1234567890123.45") is
 redacted: it cannot be told from an account number.
+
+A number grouped in thousands by commas with no decimals is a run too when it holds enough
+digits: that is how a recognizer writes a card number read as numbers (Whisper hears "four
+thousand one hundred eleven, one thousand one hundred eleven..." as
+"4,111,111,111,111,111,111,111"). With decimals ("1,000,000,000.00") it is an amount and stays.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ _SPACES = " \t\u00a0\u1680\u2000-\u200b\u202f\u205f\u2060\u3000\ufeff"
 _DOTS = ".\u00b7\u2024\u2027\u30fb\uff0e"
 _DASHES = "\\-\u2010-\u2015\u2212\ufe58\ufe63\uff0d"
 _SEPARATOR = f"[{_SPACES}{_DOTS}{_DASHES}]{{0,3}}"
+# At the end of a stream's text a comma may still turn out to group thousands.
+_OPEN_SEPARATOR = f"(?:[{_SPACES}{_DOTS}{_DASHES}]{{0,3}}|,)"
 
 
 @lru_cache(maxsize=8)
@@ -31,14 +38,42 @@ def _digit_run(min_digits: int) -> re.Pattern[str]:
     return re.compile(rf"(?<!\d)\d(?:{_SEPARATOR}\d){{{min_digits - 1},}}(?!\d)")
 
 
+# Thousands grouped by commas, not followed by more digits or by decimals.
+_THOUSANDS = re.compile(r"(?<![\d,.])\d{1,3}(?:,\d{3})+(?!\d|[,.]\d)")
+
+
+def _spans(text: str, min_digits: int) -> list[tuple[int, int]]:
+    spans = [match.span() for match in _digit_run(min_digits).finditer(text)]
+    spans += [
+        match.span()
+        for match in _THOUSANDS.finditer(text)
+        if sum(char.isdigit() for char in match.group()) >= min_digits
+    ]
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 # A possibly unfinished digit run at the very end of a stream's text.
-_OPEN_RUN_AT_END = re.compile(rf"\d(?:{_SEPARATOR}\d)*{_SEPARATOR}$")
+_OPEN_RUN_AT_END = re.compile(rf"\d(?:{_OPEN_SEPARATOR}\d)*{_OPEN_SEPARATOR}$")
 
 
 def redact_digits(text: str, min_digits: int | None = None) -> str:
     """Replace each run of at least `min_digits` digits with a fixed marker."""
-    n = min_digits or settings.REDACT_MIN_DIGITS
-    return _digit_run(n).sub(REDACTED, text)
+    pieces, at = [], 0
+    for start, end in digit_runs(text, min_digits):
+        pieces += [text[at:start], REDACTED]
+        at = end
+    return "".join(pieces) + text[at:]
+
+
+def digit_runs(text: str, min_digits: int | None = None) -> list[tuple[int, int]]:
+    """Where `redact_digits` would redact: the (start, end) character spans of the runs."""
+    return _spans(text, min_digits or settings.REDACT_MIN_DIGITS)
 
 
 def redact_value(value: object) -> object:

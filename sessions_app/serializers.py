@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
+
 from agents_app.serializers import agent_json, iso_time
 from sessions_app.models import CallEvent, Session, Utterance
 
@@ -28,7 +30,15 @@ def session_json(session: Session) -> dict[str, Any]:
         "server_call_id": session.server_call_id,
         "correlation_id": session.correlation_id,
         "call_state": session.call_state,
+        "recording_url": recording_url(session),
     }
+
+
+def recording_url(session: Session) -> str | None:
+    """The operators' download of the session's recording, if it has one."""
+    if not session.recording:
+        return None
+    return reverse("session-recording", args=[session.id])
 
 
 def utterance_json(utterance: Utterance) -> dict[str, Any]:

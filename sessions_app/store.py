@@ -120,6 +120,13 @@ class SessionStore:
             lambda: Session.objects.filter(pk=self.session.pk).aupdate(sample_rate=rate),
         )
 
+    async def set_recording(self, name: str) -> None:
+        self.session.recording.name = name
+        await durably(
+            "the recording",
+            lambda: Session.objects.filter(pk=self.session.pk).aupdate(recording=name),
+        )
+
 
 async def end_session(
     session_id: uuid.UUID, reason: str, status: str = Session.Status.ENDED

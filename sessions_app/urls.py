@@ -14,6 +14,9 @@ urlpatterns = [
     path("api/sessions/<str:session_id>", api.session_detail, name="session-detail"),
     path("api/sessions/<str:session_id>/end", api.session_end, name="session-end"),
     path(
+        "api/sessions/<str:session_id>/recording", api.session_recording, name="session-recording"
+    ),
+    path(
         "api/sessions/<str:session_id>/interrupt", api.session_interrupt, name="session-interrupt"
     ),
     path("acs/events", acs.incoming_events, name="acs-events"),

@@ -35,6 +35,8 @@ const ui = {
   interruptButton: byTestId("interrupt-button"),
   endButton: byTestId("end-button"),
   sessionId: byTestId("session-id"),
+  recordingLink: byTestId("recording-link"),
+  noRecording: byTestId("no-recording"),
   callerId: byTestId("caller-id"),
   callId: byTestId("call-id"),
   audioFrames: byTestId("audio-frames"),
@@ -825,6 +827,15 @@ function showFacts(session) {
   ui.sessionId.textContent = session?.id ?? "—";
   ui.callerId.textContent = (phone && session.caller_id) || "—";
   showLongId(ui.callId, phone ? session.call_connection_id : "");
+  showRecording(session?.recording_url);
+}
+
+/** The stored call's recording, downloadable by operators (the API serves it to no one else). */
+function showRecording(url) {
+  ui.recordingLink.hidden = !url;
+  ui.noRecording.hidden = Boolean(url);
+  if (url) ui.recordingLink.href = url;
+  else ui.recordingLink.removeAttribute("href");
 }
 
 async function startSession() {

@@ -253,6 +253,11 @@ DTMF_ENTRY_TIMEOUT_MS = env_int("DTMF_ENTRY_TIMEOUT_MS", 2000)
 CONTEXT_TURN_BUDGET = env_int("CONTEXT_TURN_BUDGET", 20)
 REDACT_MIN_DIGITS = env_int("REDACT_MIN_DIGITS", 12)
 
+# Call recordings (README "Recordings"): a stereo WAV per session, saved through STORAGES.
+RECORD_SESSIONS = env_bool("RECORD_SESSIONS", False)
+RECORDING_MAX_S = env_int("RECORDING_MAX_S", 3600)  # a longer call's recording stops there
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+
 SESSION_TOKEN_MAX_AGE_S = env_int("SESSION_TOKEN_MAX_AGE_S", 900)
 # How long a session token still reads and ends its session over REST (README "Security").
 SESSION_ACCESS_MAX_AGE_S = env_int("SESSION_ACCESS_MAX_AGE_S", 86400)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +27,9 @@ from agents_app.errors import ProviderError, ProviderUnavailable
 from agents_app.speech.audio import StreamResampler
 from agents_app.speech.stt.base import INPUT_RATE, SpeechRecognizer, Transcript
 from agents_app.speech.turn import TurnModel
+from sessions_app.pipeline.stream_map import StreamMap
+from sessions_app.recording.digit_spans import redacted_spans
+from sessions_app.redaction import digit_runs
 from sessions_app.vad import (
     SpeechDetector,
     SpeechDismissed,
@@ -89,8 +93,18 @@ class RecognitionListener(Protocol):
     async def on_recognition_error(self, exc: ProviderError) -> None: ...
 
 
+def _ms(size: int) -> float:
+    """The duration of `size` bytes of 16 kHz PCM16."""
+    return size / 2 / INPUT_RATE * 1000
+
+
 class RecognitionWorker:
-    """One session's listening side. Owns its task; `close()` cancels it."""
+    """One session's listening side. Owns its task; `close()` cancels it.
+
+    With `silence_audio` (a session being recorded), each final whose text holds a redacted
+    digit run has that run's stretch of the caller's stream (ms) handed to it, from the
+    recognizer's word timings, or the whole utterance's when the engine has none.
+    """
 
     def __init__(
         self,
@@ -101,8 +115,10 @@ class RecognitionWorker:
         sample_rate: int,
         max_queued_ms: int,
         turn_model: TurnModel | None = None,
+        silence_audio: Callable[[float, float], None] | None = None,
     ) -> None:
         self._listener = listener
+        self._silence_audio = silence_audio
         self._detector = detector
         self._recognizer = recognizer
         self._turn_model = turn_model
@@ -116,6 +132,9 @@ class RecognitionWorker:
         self._onset_chunk = False  # the chunk that confirmed speech went in with the pre-roll
         self._utterance = bytearray()  # the current utterance's audio, for the turn model
         self._previous = b""  # the last utterance's, which the next may continue
+        self._heard = StreamMap()  # where the recognizer's audio of the utterance lies
+        self._utterance_cut_ms = 0.0  # cut off the front of `_utterance` (kept to 8 s)
+        self._previous_map = StreamMap()
         self._continuing = False
         self._hangover_stop: SpeechStopped | None = None
         self._check: asyncio.Task[None] | None = None
@@ -157,11 +176,26 @@ class RecognitionWorker:
         if stop is None or start_ms is None:
             return
         self._previous = bytes(self._utterance)
+        self._previous_map = self._heard.trimmed(self._utterance_cut_ms)
         await self._listener.on_speech_stopped(stop.offset_ms, stop.duration_ms)
         transcript = Transcript(text="")
         if self._recognizer is not None:
             transcript = await self._recognizer.finish_utterance()
+            await self._silence_redacted(transcript.text)
         await self._listener.on_final(transcript, start_ms, stop.offset_ms)
+
+    async def _silence_redacted(self, text: str) -> None:
+        """Hand the stream stretches of the utterance's redacted digit runs to be silenced."""
+        if self._silence_audio is None or self._recognizer is None or not digit_runs(text):
+            return
+        heard = self._heard
+        try:
+            spans = redacted_spans(text, await self._recognizer.word_timings())
+            spans = [(heard.stream_ms(start), heard.stream_ms(end)) for start, end in spans]
+        except (LookupError, ProviderError):
+            spans = [(heard.stream_ms(0), self._received_ms)]  # never keep the digits
+        for start, end in spans:
+            self._silence_audio(start, end)
 
     def continue_utterance(self) -> None:
         """The speech just started goes on with the last utterance: the recognizer and the
@@ -207,9 +241,10 @@ class RecognitionWorker:
                     item = self._next_queued()
                     if isinstance(item, bytes):
                         pcm = self._resample(item)
-                        self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
+                        self._received_ms += _ms(len(pcm))
                         await self._recognizer.accept(pcm)
                 transcript = await self._recognizer.finish_utterance()
+                await self._silence_redacted(transcript.text)
                 if transcript.text.strip():
                     end_ms = round(self._received_ms)
                     unfinished = UnfinishedUtterance(transcript, self._speech_start_ms, end_ms)
@@ -238,7 +273,7 @@ class RecognitionWorker:
                 )
 
     async def _hear(self, pcm: bytes) -> None:
-        self._received_ms += len(pcm) / 2 / INPUT_RATE * 1000
+        self._received_ms += _ms(len(pcm))
         self._keep_pre_roll(pcm)
         for event in await self._detector.process(pcm):
             await self._on_detector(event)
@@ -246,7 +281,9 @@ class RecognitionWorker:
             self._onset_chunk = False  # it went in with the pre-roll
         elif self._speech_start_ms is not None:
             self._utterance += pcm
+            kept = len(self._utterance)
             del self._utterance[: -INPUT_RATE * 2 * TURN_MODEL_AUDIO_S]
+            self._utterance_cut_ms += _ms(kept - len(self._utterance))
             if self._recognizer is not None:
                 await self._partial(await self._recognizer.accept(pcm))
         await self._listener.on_audio_time(self.position_ms)
@@ -279,6 +316,9 @@ class RecognitionWorker:
         self._continuing = False
         await self._listener.on_speech_started(offset_ms)
         lead = self._previous if self._continuing else b""
+        onset = StreamMap([(0.0, self._received_ms - _ms(len(self._pre_roll)))])
+        self._heard = self._previous_map.followed_by(_ms(len(lead)), onset) if lead else onset
+        self._utterance_cut_ms = 0.0
         self._utterance = bytearray(lead + self._pre_roll)
         if self._recognizer is not None:
             await self._recognizer.start_utterance()

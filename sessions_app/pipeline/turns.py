@@ -35,6 +35,8 @@ from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
 from sessions_app.pipeline.recognition import RecognitionWorker
 from sessions_app.pipeline.turn_metrics import BargeInOutcome, SessionClock, TurnMetrics, observe
 from sessions_app.pipeline.turn_taking import EndOfTurn, Heard, TurnTaker, TurnTakingConfig, Verdict
+from sessions_app.recording.digit_spans import SILENCE_MARGIN_MS
+from sessions_app.recording.session_recording import SessionRecording
 from sessions_app.redaction import (
     StreamingRedactor,
     redact_digits,
@@ -51,6 +53,10 @@ EventSender = Callable[[Event], Awaitable[None]]
 AudioSender = Callable[[bytes], Awaitable[None]]
 # Recognition may fall this far behind the audio budget before audio is dropped.
 RECOGNITION_SLACK_MS = 1000
+# A recording holds this much of the call in memory: longer ago, only silences change it.
+RECORDING_WINDOW_S = 30
+# A keypad tone lasts about this long on either side of the moment ACS reports the key.
+KEY_TONE_MS = 300
 
 
 class SessionClosed(Exception):
@@ -152,6 +158,7 @@ class Conversation:
         voice_detection: VoiceDetection,
         send: EventSender,
         send_audio: AudioSender,
+        recording: SessionRecording | None = None,
     ) -> None:
         self.session = session
         self.store = store
@@ -174,6 +181,8 @@ class Conversation:
         self._held: tuple[Utterance, TurnMetrics] | None = None
         self._audio_budget = AudioBudget(settings.AUDIO_AHEAD_BUDGET_MS)
         self._keypad = Keypad(self._keypad_entry, settings.DTMF_ENTRY_TIMEOUT_MS / 1000)
+        self._recording = recording
+        self._keys_heard_at: list[float] = []  # stream ms of each key of the entry being typed
 
     @classmethod
     async def open(
@@ -197,7 +206,17 @@ class Conversation:
             settings.TTS_ENGINE, session.agent.voice or settings.TTS_VOICE
         )
         voice_detection = VoiceDetection.from_settings()
-        return cls(session, store, runtime, synthesizer, voice_detection, send, send_audio)
+        recording = None
+        if settings.RECORD_SESSIONS:
+            recording = SessionRecording(
+                session.pk,
+                lambda: session.sample_rate,
+                window_s=RECORDING_WINDOW_S,
+                max_s=settings.RECORDING_MAX_S,
+            )
+        return cls(
+            session, store, runtime, synthesizer, voice_detection, send, send_audio, recording
+        )
 
     async def start(self) -> None:
         await self._send(
@@ -224,13 +243,20 @@ class Conversation:
             await self.store.set_sample_rate(sample_rate)
         except StorageFailed as exc:
             await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
+        if self._recording is not None:
+            self._recording.rate_changed()
 
     # --- the caller -----------------------------------------------------------------------
 
-    async def hear_audio(self, pcm: bytes) -> None:
+    async def hear_audio(self, pcm: bytes, *, recognise: bool = True) -> None:
         """Caller audio at the session's rate; recognised in the recognition worker's task.
         Audio beyond the real-time budget, or that recognition is too far behind to take, is
-        dropped with an `audio_overrun` error (at most one a second)."""
+        dropped with an `audio_overrun` error (at most one a second). Without `recognise`
+        (words come transcribed, from ACS) it is only recorded."""
+        if not recognise:
+            if self._recording is not None:
+                await self._recording.hear(pcm)
+            return
         if self._recognition is None:
             self._recognition = RecognitionWorker(
                 self._listening,
@@ -239,11 +265,14 @@ class Conversation:
                 sample_rate=self.session.sample_rate,
                 max_queued_ms=settings.AUDIO_AHEAD_BUDGET_MS + RECOGNITION_SLACK_MS,
                 turn_model=build_turn_model(settings.TURN_MODEL),
+                silence_audio=self._recording.silence if self._recording else None,
             )
             self._listening.worker = self._recognition
         self.audio_started = True
         duration_ms = len(pcm) / 2 / self.session.sample_rate * 1000
         if self._audio_budget.admit(duration_ms) and self._recognition.feed(pcm):
+            if self._recording is not None:  # what recognition hears: one clock for both
+                await self._recording.hear(pcm)
             return
         if self._audio_budget.should_warn():
             message = (
@@ -259,6 +288,7 @@ class Conversation:
         they say while the agent talks is a barge-in. `fields` are the utterance's timing."""
         await self.barge_in(source)
         if final:
+            self._silence_transcribed(text, fields.get("start_ms"), fields.get("end_ms"))
             await self.user_said(text, **fields)
         else:
             await self._send(events.transcript_partial(redact_partial(text)))
@@ -391,6 +421,7 @@ class Conversation:
         """Hold the reply for caller audio that began at `onset_ms` (session time)."""
         turn = self._turn
         if turn is not None and (played_ms := await turn.pause()) is not None:
+            self._drop_unheard()
             turn.metrics.barge_in_paused(onset_ms)
             await self._send(events.playback_paused(turn=turn.number, played_ms=played_ms))
 
@@ -419,10 +450,28 @@ class Conversation:
     async def hear_dtmf(self, tone: str) -> None:
         """A phone caller pressed a key: the agent stops talking; entries go to the agent."""
         await self.barge_in("dtmf")
+        if self._recording is not None:
+            self._keys_heard_at.append(self._recording.position_ms())
         await self._keypad.press(tone)
+
+    def _silence_transcribed(self, text: str, start_ms: object, end_ms: object) -> None:
+        """Words transcribed elsewhere (ACS) come with their utterance's times in the call's
+        stream, not word by word: an utterance with a redacted run is silenced whole (all
+        the recording still holds in memory, if its times are missing)."""
+        if self._recording is None or redact_digits(text) == text:
+            return
+        if isinstance(start_ms, int) and isinstance(end_ms, int):
+            self._recording.silence(start_ms - SILENCE_MARGIN_MS, end_ms + SILENCE_MARGIN_MS)
+        else:
+            now = self._recording.position_ms()
+            self._recording.silence(now - RECORDING_WINDOW_S * 1000, now)
 
     async def _keypad_entry(self, entry: str) -> None:
         redacted = redact_digits(entry)
+        keys, self._keys_heard_at = self._keys_heard_at, []
+        if self._recording is not None and redacted != entry and keys:
+            # The call's audio may carry the keys' tones: they would spell the entry.
+            self._recording.silence(keys[0] - KEY_TONE_MS, keys[-1] + KEY_TONE_MS)
         await self._send(events.dtmf(redacted))
         await self.user_said(redacted)
 
@@ -435,13 +484,24 @@ class Conversation:
             self._synthesizer,
             turn=turn_number,
             sample_rate=self.session.sample_rate,
-            send_audio=self._send_audio,
+            send_audio=self._send_agent_audio,
             send_event=self._send,
             report=self.report,
             frame_ms=settings.PLAYBACK_FRAME_MS,
             lead_ms=settings.PLAYBACK_LEAD_MS,
             mark=metrics.mark,
         )
+
+    async def _send_agent_audio(self, frame: bytes) -> None:
+        """A frame of the reply leaves for the caller (and goes on the recording)."""
+        if self._recording is not None:
+            self._recording.play(frame)
+        await self._send_audio(frame)
+
+    def _drop_unheard(self) -> None:
+        """Playback paused or stopped: the client drops the audio it held, unheard."""
+        if self._recording is not None:
+            self._recording.drop_unheard()
 
     def _start_turn(
         self, reply: Callable[[AgentTurn], Awaitable[str]], metrics: TurnMetrics
@@ -539,6 +599,7 @@ class Conversation:
         if turn is None or not turn.interruptible:
             return None
         played_ms, heard = turn.stop()
+        self._drop_unheard()
         turn.task.cancel()
         await asyncio.wait([turn.task])
         if turn.finishing:
@@ -576,6 +637,17 @@ class Conversation:
             await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
             return None
 
+    async def _save_recording(self) -> None:
+        """Store the call's recording (after recognition closed: its last silences are in)."""
+        if self._recording is None:
+            return
+        try:
+            name = await self._recording.save()
+            if name is not None:
+                await self.store.set_recording(name)
+        except Exception:  # any storage backend's failure: the session still ends
+            logger.exception("session %s: the recording could not be saved", self.session.id)
+
     async def report(self, body: ErrorBody) -> None:
         """Tell the caller something went wrong, and count it on the session."""
         await self._send(body)
@@ -607,6 +679,7 @@ class Conversation:
             await end_session(self.session.id, reason)
         except StorageFailed as exc:
             await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
+        await self._save_recording()
         await self.runtime.aclose()
         if self._synthesizer is not None:
             await self._synthesizer.aclose()

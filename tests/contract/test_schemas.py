@@ -172,6 +172,7 @@ SESSION = {
     "server_call_id": "",
     "correlation_id": "",
     "call_state": "",
+    "recording_url": None,
 }
 
 PHONE_SESSION = changed(
@@ -326,6 +327,11 @@ GOOD = [
         id="session-acs-wss",
     ),
     pytest.param("session", PHONE_SESSION, id="session-phone"),
+    pytest.param(
+        "session",
+        changed(ENDED_SESSION, recording_url=f"/api/sessions/{SESSION_ID}/recording"),
+        id="session-recorded",
+    ),
     pytest.param(
         "session",
         changed(
@@ -532,6 +538,9 @@ BAD = [
     pytest.param("session", changed(SESSION, agent=DROP), "required", id="session-no-agent"),
     pytest.param("session", changed(SESSION, ended_at=DROP), "required", id="session-no-ended"),
     pytest.param("session", changed(SESSION, ended_at="later"), "pattern", id="session-ended-at"),
+    pytest.param(
+        "session", changed(SESSION, recording_url="/media/x.wav"), "pattern", id="session-media"
+    ),
     pytest.param(
         "session", changed(SESSION, secret="x"), "additionalProperties", id="session-extra"
     ),

@@ -32,6 +32,7 @@ from tests.e2e.browser import (
     start_session,
 )
 from tests.fakes.acs_events import (
+    audio_data,
     audio_metadata,
     callback_event,
     dtmf,
@@ -103,6 +104,8 @@ def phone_server_url(
         TTS_ENGINE="silent",
         STT_ENGINE="none",
         DTMF_ENTRY_TIMEOUT_MS="600000",  # entries end with "#"
+        RECORD_SESSIONS="1",
+        MEDIA_ROOT=str(workdir / "media"),
         ACS_CONNECTION_STRING=fake_acs.connection_string,
         ACS_CALLBACK_BASE_URL=CALLBACK_BASE,
         ACS_WEBHOOK_SECRET=SECRET,
@@ -302,6 +305,8 @@ def test_a_phone_call_is_listed_watched_interrupted_and_ended(
         # ACS connects the media; the agent greets the caller, who knows the menu and presses
         # 2 # for their balance over the greeting.
         media.send(audio_metadata())
+        for _ in range(25):  # half a second of the caller's line: the recording's clock
+            media.send(audio_data(bytes(640)))
         expect(events_of(page, "session_started")).to_have_count(1)
         expect(texts(page, "agent-bubble").first).to_contain_text("Hello! Press 1")
         expect(events_of(page, "playback_started")).to_have_count(1)
@@ -375,6 +380,13 @@ def test_a_phone_call_is_listed_watched_interrupted_and_ended(
         "data-type", "session_started"
     )
     expect(page.get_by_test_id("caller-id")).to_have_text(CALLER)
+    # The call's recording, for the operator to download.
+    link = page.get_by_test_id("recording-link")
+    expect(link).to_be_visible()
+    expect(link).to_have_attribute("href", f"/api/sessions/{session_id}/recording")
+    download = page.request.get(f"{phone_server_url}/api/sessions/{session_id}/recording")
+    assert download.status == 200 and download.headers["content-type"] == "audio/wav"
+    assert download.body()[:4] == b"RIFF"
 
 
 def test_a_web_session_is_listed_and_shown_from_the_store(page: Page) -> None:
@@ -438,6 +450,7 @@ def test_a_web_session_is_listed_and_shown_from_the_store(page: Page) -> None:
     expect(events_of(page, "session_ended")).to_contain_text("client_ended")
     expect(page.get_by_test_id("session-id")).to_have_text(session_id)
     expect(page.get_by_test_id("caller-id")).to_have_text("—")
+    expect(page.get_by_test_id("recording-link")).to_be_hidden()  # no caller audio: none
 
 
 def test_without_login_the_page_talks_and_asks_operators_to_log_in(

@@ -149,12 +149,17 @@ class Hang:
 
 @dataclass(frozen=True)
 class TranscriptionReply:
-    """Answer a transcription request with this text, as the `json` response format does."""
+    """Answer a transcription request with this text, as the `json` response format does;
+    with `words` ((word, start s, end s)...), as `verbose_json` with word times does."""
 
     text: str
+    words: tuple[tuple[str, float, float], ...] = ()
 
     async def respond(self, request: web.Request, server: FakeOpenAIServer) -> web.StreamResponse:
-        return web.json_response({"text": self.text})
+        if not self.words:
+            return web.json_response({"text": self.text})
+        words = [{"word": word, "start": start, "end": end} for word, start, end in self.words]
+        return web.json_response({"text": self.text, "duration": 2.0, "words": words})
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,28 @@ async def test_the_utterance_is_uploaded_as_16khz_mono_wav_and_its_text_returned
     assert from_wav(upload.data) == (pcm, 16000)
 
 
+async def test_whisper_1_gives_word_times_and_other_models_none(
+    fake_openai, recognizer, speech_settings
+):
+    said = "my card is 4111 1111 1111 1111"
+    card = (("my", 0.1, 0.3), ("card", 0.3, 0.6), ("is", 0.6, 0.7), ("4111", 0.7, 1.0))
+    fake_openai.script(TranscriptionReply(said), path=TRANSCRIPTIONS)
+    await say(recognizer, speech_pcm("my card"))
+    assert (await recognizer.finish_utterance()).text == said
+    assert await recognizer.word_timings() is None  # text only was asked for
+    assert "response_format" not in fake_openai.requests[-1].body
+
+    speech_settings.OPENAI_STT_MODEL = "whisper-1"
+    fake_openai.script(TranscriptionReply(said, words=card), path=TRANSCRIPTIONS)
+    await say(recognizer, speech_pcm("my card"))
+    assert (await recognizer.finish_utterance()).text == said
+    request = fake_openai.requests[-1].body
+    assert request["response_format"] == "verbose_json"
+    assert request["timestamp_granularities[]"] == "word"
+    timings = await recognizer.word_timings()
+    assert [(w.text, w.start_ms, w.end_ms) for w in timings][-1] == ("4111", 700, 1000)
+
+
 async def test_each_utterance_sends_only_its_own_audio(fake_openai, recognizer):
     first, second = speech_pcm("yes"), speech_pcm("no thank you")
     fake_openai.script(

@@ -23,6 +23,7 @@ from sessions_app.redaction import (
         "378282246310005",  # 15-digit Amex
         "123456789012",  # exactly the minimum
         "DE89370400440532013000",  # digits inside an IBAN
+        "4,111,111,111,111,111,111,111",  # Whisper's writing of a card number read as numbers
     ],
 )
 def test_long_digit_runs_are_redacted(text):
@@ -43,6 +44,8 @@ def test_long_digit_runs_are_redacted(text):
         "12345678901",  # 11 digits
         "The years 1999 and 2024.",
         "v1.2.3 build 456789",
+        "Pick 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 or 12.",  # a list's commas do not group
+        "Rooms 1,2,3,4,5,6,7,8,9,10,11,12",
     ],
 )
 def test_ordinary_numbers_are_kept(text):
@@ -110,6 +113,14 @@ def test_streaming_redactor_never_releases_a_split_number():
     pieces = ["Your card ", "4111 11", "11 1111 ", "1111 is on", " file."]
     out = "".join(redactor.feed(piece) for piece in pieces) + redactor.flush()
     assert out == f"Your card {REDACTED} is on file."
+
+
+def test_streaming_redactor_holds_a_number_split_after_its_thousands_comma():
+    redactor = StreamingRedactor()
+    pieces = ["card 4,", "111,1", "11,111,111,111", " done"]
+    released = [redactor.feed(piece) for piece in pieces] + [redactor.flush()]
+    assert "".join(released) == f"card {REDACTED} done"
+    assert not any(char.isdigit() for piece in released for char in piece)
 
 
 def test_streaming_redactor_releases_short_numbers_on_flush():

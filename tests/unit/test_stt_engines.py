@@ -61,6 +61,22 @@ class RecognizerContract:
         assert words(transcript.text) & self.sentence_words
         assert transcript.confidence is None or 0.0 <= transcript.confidence <= 1.0
 
+    async def test_word_timings_place_the_last_finals_words_in_its_audio(
+        self, recognizer: SpeechRecognizer
+    ):
+        lead = silence(500)
+        pcm = lead + speech_pcm(SENTENCE) + silence(300)
+        _, transcript = await recognise(recognizer, pcm)
+        timings = await recognizer.word_timings()
+        if timings is None:
+            pytest.skip("this engine gives no word timings: a recording silences whole finals")
+        spoken = [word for word in timings if words(word.text)]
+        assert words(" ".join(word.text for word in spoken)) == words(transcript.text)
+        starts = [word.start_ms for word in spoken]
+        assert starts == sorted(starts)
+        assert all(w.start_ms <= w.end_ms <= duration_ms(pcm, INPUT_RATE) for w in spoken)
+        assert spoken[-1].end_ms > duration_ms(lead + speech_pcm(SENTENCE), INPUT_RATE) / 2
+
     async def test_silence_gives_an_empty_final_and_no_partials(self, recognizer: SpeechRecognizer):
         partials, transcript = await recognise(recognizer, silence(1000))
 

@@ -14,6 +14,15 @@ class Transcript:
     confidence: float | None = None
 
 
+@dataclass(frozen=True)
+class TimedWord:
+    """A recognised word and when it was said, in ms from the utterance's first sample."""
+
+    text: str
+    start_ms: float
+    end_ms: float
+
+
 class SpeechRecognizer(Protocol):
     """Recognises one utterance at a time; one recognizer per live session (engines may share
     a model and threads between sessions)."""
@@ -41,6 +50,11 @@ class SpeechRecognizer(Protocol):
 
     async def finish_utterance(self) -> Transcript:
         """The utterance ended; return what was said (text may be empty)."""
+        ...
+
+    async def word_timings(self) -> tuple[TimedWord, ...] | None:
+        """When each word of the last final was said; None if the engine cannot tell. Asked
+        only when needed (a recording must silence a digit run), so it may cost a decode."""
         ...
 
     async def aclose(self) -> None: ...

@@ -11,8 +11,11 @@ from django.conf import settings
 
 from agents_app.retry import call_with_retry
 from agents_app.speech.audio import to_wav
-from agents_app.speech.stt.base import INPUT_RATE, Transcript
+from agents_app.speech.stt.base import INPUT_RATE, TimedWord, Transcript
 from agents_app.strategies.openai import openai_client, release_client, translate_openai_error
+
+# Only whisper-1 answers `verbose_json` with word times; the gpt-4o transcribe models give text.
+WORD_TIMING_MODELS = frozenset({"whisper-1"})
 
 
 class OpenAIRecognizer:
@@ -21,6 +24,7 @@ class OpenAIRecognizer:
     def __init__(self, client: openai.AsyncOpenAI | None = None) -> None:
         self.client = client or openai_client()
         self._audio = bytearray()
+        self._words: tuple[TimedWord, ...] | None = None  # of the last final, if the model tells
 
     async def start_utterance(self) -> None:
         self._audio.clear()
@@ -43,20 +47,37 @@ class OpenAIRecognizer:
     async def finish_utterance(self) -> Transcript:
         pcm = bytes(self._audio)
         self._audio.clear()
+        self._words = None
         if not pcm:
             return Transcript(text="")
         wav = to_wav(pcm, INPUT_RATE)
-        text = await call_with_retry(lambda: self._transcribe(wav))
+        text, self._words = await call_with_retry(lambda: self._transcribe(wav))
         return Transcript(text=text.strip())
 
-    async def _transcribe(self, wav: bytes) -> str:
+    async def _transcribe(self, wav: bytes) -> tuple[str, tuple[TimedWord, ...] | None]:
+        timed = settings.OPENAI_STT_MODEL in WORD_TIMING_MODELS
+        options = {"response_format": "verbose_json", "timestamp_granularities": ["word"]}
         try:
             result = await self.client.audio.transcriptions.create(
-                model=settings.OPENAI_STT_MODEL, file=("utterance.wav", wav, "audio/wav")
+                model=settings.OPENAI_STT_MODEL,
+                file=("utterance.wav", wav, "audio/wav"),
+                **(options if timed else {}),
             )
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc, "stt") from exc
-        return result.text
+        if not timed:
+            return result.text, None
+        words = tuple(
+            TimedWord(word.word, word.start * 1000, word.end * 1000)
+            for word in getattr(result, "words", None) or ()
+        )
+        return result.text, words
+
+    async def word_timings(self) -> tuple[TimedWord, ...] | None:
+        """The last final's word times: whisper-1 gives them (verbose_json); the gpt-4o
+        transcribe models do not, and a recording then silences the whole utterance that
+        must hide a part."""
+        return self._words
 
     async def aclose(self) -> None:
         await release_client(self.client)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -26,7 +27,7 @@ from pocketsphinx import Decoder
 
 from agents_app.errors import ProviderUnavailable
 from agents_app.speech.audio import frame_bytes
-from agents_app.speech.stt.base import INPUT_RATE, Transcript
+from agents_app.speech.stt.base import INPUT_RATE, TimedWord, Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ PARTIAL_EVERY_MS = 300
 IDLE_DECODERS = 4
 
 T = TypeVar("T")
+
+# A segment names the pronunciation it matched: "to(2)".
+_PRONUNCIATION = re.compile(r"\(\d+\)$")
 
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pocketsphinx")
 
@@ -48,6 +52,7 @@ class _Decoding:
         self.decoder = Decoder(samprate=INPUT_RATE, fwdflat=False, loglevel="FATAL")
         self.initial_cmn = self.decoder.get_cmn()
         self.in_utterance = False
+        self.words: tuple[TimedWord, ...] = ()  # the last finished utterance's
 
     def begin(self) -> None:
         """Start an utterance, dropping one left open."""
@@ -71,6 +76,7 @@ class _Decoding:
 
     def finish(self, pcm: bytes) -> Transcript:
         """Decode the last audio, end the utterance and return what it said."""
+        self.words = ()
         if not self.in_utterance and not pcm:
             return Transcript(text="")
         if not self.in_utterance:
@@ -80,6 +86,15 @@ class _Decoding:
         self.decoder.end_utt()
         self.in_utterance = False
         text = self._text()
+        self.words = tuple(
+            TimedWord(
+                _PRONUNCIATION.sub("", segment.word),
+                segment.start_frame * 10,  # frames are 10 ms
+                (segment.end_frame + 1) * 10,
+            )
+            for segment in (self.decoder.seg() if text else ())
+            if not segment.word.startswith(("<", "[", "+"))
+        )
         return Transcript(text=text, confidence=self._confidence() if text else None)
 
     def reset(self) -> None:
@@ -131,6 +146,7 @@ class PocketsphinxRecognizer:
         self._pending = bytearray()
         self._unchecked_ms = 0
         self._partial = ""
+        self._words: tuple[TimedWord, ...] | None = None  # the last final's
 
     async def start_utterance(self) -> None:
         self._reset_stream()
@@ -170,13 +186,19 @@ class PocketsphinxRecognizer:
     async def finish_utterance(self) -> Transcript:
         pcm = bytes(self._pending)
         self._reset_stream()
+        self._words = None
         if self._decoding is None and not pcm:
             return Transcript(text="")
         decoding = await self._decoding_ready()
         transcript = await self._call(decoding.finish, pcm)
+        self._words = decoding.words  # the decoder goes back to the pool
         self._cmn = await self._call(decoding.decoder.get_cmn)
         await self._give_back()
         return transcript
+
+    async def word_timings(self) -> tuple[TimedWord, ...] | None:
+        """The last final's word segments (pocketsphinx keeps them with every decode)."""
+        return self._words
 
     async def aclose(self) -> None:
         """Hand a decoder still held back to the pool; the recognizer may be used again."""

@@ -36,7 +36,7 @@ from agents_app.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from agents_app.speech.stt.base import INPUT_RATE, Transcript
+from agents_app.speech.stt.base import INPUT_RATE, TimedWord, Transcript
 from agents_app.speech.stt.jobs import Priority, RecognitionPool
 from agents_app.speech.stt.whisper_models import ModelFilesError, load_model_files
 
@@ -53,6 +53,10 @@ DOUBT_MARGIN = 0.1
 # Text that compresses better than this repeats itself ("stop stop stop…"): Whisper looping
 # on a short window. faster-whisper's threshold; such a window is decoded again at full size.
 MAX_COMPRESSION_RATIO = 2.4
+# Whisper's cross-attention steps: one per two feature frames (20 ms).
+ALIGNMENT_STEP_MS = 2 * HOP_SAMPLES / INPUT_RATE * 1000
+# faster-whisper's smoothing of the alignment heads' attention (word_timestamps).
+ALIGNMENT_MEDIAN_WIDTH = 7
 # Non-speech annotations Whisper writes instead of words: [BLANK_AUDIO], (coughs), *sigh*, ♪.
 _ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|♪+")
 _WORD = re.compile(r"\w")
@@ -125,6 +129,8 @@ def window_samples(audio_samples: int, window_s: float) -> int:
 class Decoder(Protocol):
     def transcribe(self, pcm: bytes) -> Transcript: ...
 
+    def word_timings(self, pcm: bytes, text: str) -> tuple[TimedWord, ...] | None: ...
+
 
 class WhisperDecoder:
     """A loaded model; `decode` may be called from several threads at once (up to `threads`
@@ -169,6 +175,37 @@ class WhisperDecoder:
         text = " ".join(piece.text for piece in spoken)
         logprob = sum(piece.avg_logprob for piece in spoken) / len(spoken)
         return Transcript(text=text, confidence=round(min(1.0, math.exp(logprob)), 3))
+
+    def word_timings(self, pcm: bytes, text: str) -> tuple[TimedWord, ...] | None:
+        """When each word of `text` was said in `pcm`, from the model's alignment heads (as
+        faster-whisper's word_timestamps). Run only when asked, never for an ordinary turn;
+        None past one 30 s window (the text of several windows cannot be split back)."""
+        audio = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+        tokens = self._tokenizer.encode(" " + text.strip())
+        if not tokens or len(audio) > FULL_WINDOW_S * INPUT_RATE:
+            return None
+        window = window_samples(len(audio), self.options.window_s)
+        features = self._features(np.pad(audio, (0, window - len(audio))), padding=0)
+        aligned = self._model.align(
+            self._storage_view(np.ascontiguousarray(features[None, :, : window // HOP_SAMPLES])),
+            self._tokenizer.sot_sequence,
+            [tokens],
+            len(audio) // HOP_SAMPLES,
+            median_filter_width=ALIGNMENT_MEDIAN_WIDTH,
+        )[0]
+        text_steps = np.array([pair[0] for pair in aligned.alignments])
+        time_steps = np.array([pair[1] for pair in aligned.alignments])
+        # Where the alignment moves on to the next token: each token's first time step.
+        jumps = np.pad(np.diff(text_steps), (1, 0), constant_values=1).astype(bool)
+        token_ms = time_steps[jumps] * ALIGNMENT_STEP_MS
+        words, word_tokens = self._tokenizer.split_to_word_tokens([*tokens, self._tokenizer.eot])
+        bounds = np.cumsum([0, *(len(group) for group in word_tokens)])
+        if len(token_ms) <= bounds[-2]:
+            return None
+        return tuple(
+            TimedWord(word.strip(), float(token_ms[start]), float(token_ms[end]))
+            for word, start, end in zip(words[:-1], bounds[:-2], bounds[1:-1], strict=True)
+        )
 
     def decode(self, audio: np.ndarray) -> Decoded:
         """One window of at most 30 s of float audio; a short window that makes Whisper loop
@@ -229,6 +266,11 @@ class WhisperEngine:
     def submit(self, priority: Priority, pcm: bytes) -> asyncio.Future[Transcript]:
         return self.pool.submit(priority, lambda: self._transcribe(pcm))
 
+    def submit_alignment(
+        self, pcm: bytes, text: str
+    ) -> asyncio.Future[tuple[TimedWord, ...] | None]:
+        return self.pool.submit(Priority.FINAL, lambda: self._align(pcm, text))
+
     def warm_up(self) -> None:
         """Load the model in the background, so the first caller does not wait for it."""
         threading.Thread(target=self._warm_up, name="whisper-load", daemon=True).start()
@@ -238,6 +280,13 @@ class WhisperEngine:
             self.decoder()
         except Exception:
             logger.exception("whisper %s failed to load", self.model_name)
+
+    def _align(self, pcm: bytes, text: str) -> tuple[TimedWord, ...] | None:
+        try:
+            return self.decoder().word_timings(pcm, text)
+        except Exception:
+            logger.exception("whisper could not align an utterance's words")
+            return None
 
     def _transcribe(self, pcm: bytes) -> Transcript:
         try:
@@ -275,6 +324,7 @@ class WhisperRecognizer:
         self._partial_asked_at = 0  # bytes of audio when the last partial was asked for
         self._partial_shown = ""
         self._speculation: asyncio.Future[Transcript] | None = None
+        self._last_final: tuple[bytes, str] = (b"", "")  # audio and text, for word_timings
 
     @staticmethod
     def warm_up() -> None:
@@ -322,18 +372,31 @@ class WhisperRecognizer:
         speculation, pcm = self._speculation, bytes(self._audio)
         self._speculation = None
         self._reset()
+        self._last_final = (b"", "")
         if not pcm:
             return Transcript(text="")
+        transcript = None
         if speculation is not None:
             try:
-                return await speculation
+                transcript = await speculation
             except ProviderError:
                 logger.debug("speculative final failed; decoding the utterance again")
-        return await self._engine.submit(Priority.FINAL, pcm)
+        if transcript is None:
+            transcript = await self._engine.submit(Priority.FINAL, pcm)
+        self._last_final = (pcm, transcript.text)
+        return transcript
+
+    async def word_timings(self) -> tuple[TimedWord, ...] | None:
+        """The last final's words aligned to its audio: one extra decoder pass, on demand."""
+        pcm, text = self._last_final
+        if not pcm or not text.strip():
+            return None
+        return await self._engine.submit_alignment(pcm, text)
 
     async def aclose(self) -> None:
         self._drop(self._speculation)
         self._speculation = None
+        self._last_final = (b"", "")
         self._reset()
 
     def _collect_partial(self) -> str | None:

@@ -8,8 +8,10 @@ follows the session's events as the dashboard does.
 from __future__ import annotations
 
 import asyncio
+import wave
 from typing import Any
 
+import numpy as np
 import pytest
 
 from agents_app.models import Agent
@@ -489,3 +491,79 @@ async def test_media_socket_closed_by_acs_ends_the_session(call, fake_acs):
     session = await Session.objects.aget(pk=media.session.id)
     assert (session.status, session.end_reason) == (Session.Status.ENDED, "media_disconnected")
     assert not fake_acs.requests_to(":terminate"), "the call was not ours to hang up"
+
+
+# --- recordings ------------------------------------------------------------------------------
+
+DTMF_HZ = {"4": (770, 1209), "1": (697, 1209), "5": (770, 1336), "#": (941, 1477)}
+
+
+def key_tone(key: str, ms: int = 80, sample_rate: int = 16000) -> bytes:
+    """The dual tone a phone plays for a key."""
+    t = np.arange(sample_rate * ms // 1000) / sample_rate
+    low, high = DTMF_HZ[key]
+    tone = 0.3 * (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)) * 32767
+    return tone.astype(np.int16).tobytes()
+
+
+async def test_the_keypad_tones_of_a_redacted_entry_are_silent_in_the_recording(
+    call, settings, tmp_path
+):
+    settings.RECORD_SESSIONS = True
+    settings.MEDIA_ROOT = tmp_path
+    media = await call()
+    sent = bytearray()
+
+    async def audio(pcm: bytes) -> None:
+        sent.extend(pcm)
+        await send_speech(media, pcm, 16000)
+
+    await audio(silence(600))
+    keys_from = len(sent) // 2
+    for key in "4111511151115111":
+        await audio(key_tone(key))
+        await media.send_dtmf(key)  # ACS reports a key once its tone is heard
+        await audio(silence(100))
+    await audio(key_tone("#"))
+    await media.send_dtmf("#")
+    keys_to = len(sent) // 2
+    await media.watcher.receive_until("transcript_final")
+    await audio(silence(600))
+    after = len(sent) // 2
+    await audio(key_tone("5", ms=400))  # a menu choice later: no card number, kept
+    await media.close()
+    await media.watcher.receive_until("session_ended", timeout=15)  # saved before it is said
+
+    session = await Session.objects.aget(pk=media.session.id)
+    with session.recording.open("rb") as stored, wave.open(stored) as wav:
+        left = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")[0::2]
+    caller = np.frombuffer(bytes(sent), dtype="<i2")
+    assert len(left) == len(caller)
+    assert not left[keys_from:keys_to].any(), "no tone of the card number is audible"
+    assert np.array_equal(left[: keys_from - 16000 * 3 // 10 - 1], caller[: keys_from - 4801])
+    assert np.array_equal(left[after:], caller[after:]), "a later key is kept"
+
+
+async def test_a_card_number_acs_transcribed_is_silent_in_the_recording(call, settings, tmp_path):
+    settings.RECORD_SESSIONS = True
+    settings.MEDIA_ROOT = tmp_path
+    media = await call()
+    caller = key_tone("5", ms=3000)  # a steady sound: every sample shows if it was kept
+    await send_speech(media, caller[: 16000 * 2 * 2], 16000)  # 2 s: past the utterance's end
+    # ACS heard the number 1.2 s into the call, for 0.6 s (offset and duration in ticks).
+    await media.send_transcription(
+        "my card is 4111 1111 1111 1111", "Final", offset=12_000_000, duration=6_000_000
+    )
+    await media.watcher.receive_until("transcript_final")
+    await send_speech(media, caller[16000 * 2 * 2 :], 16000)  # recorded, not recognised
+    await media.close()
+    await media.watcher.receive_until("session_ended", timeout=15)
+
+    session = await Session.objects.aget(pk=media.session.id)
+    with session.recording.open("rb") as stored, wave.open(stored) as wav:
+        left = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")[0::2]
+    sent = np.frombuffer(caller, dtype="<i2")
+    assert len(left) == len(sent), "audio after ACS took over recognition is recorded too"
+    assert not left[16 * 1200 : 16 * 1800].any()
+    assert np.array_equal(left[: 16 * 700], sent[: 16 * 700])
+    assert np.array_equal(left[16 * 2300 :], sent[16 * 2300 :])

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0007_interrupted_turn_count'),
+        ('sessions_app', '0009_session_recording'),
     ]
 
     operations = [
