@@ -8,6 +8,8 @@ loopback, from `transcript_final` received:
   -> the first binary audio frame received
 
 and, for context, text sent -> `transcript_final` received (redaction and the database write).
+Beside them, the server's own account of each turn: the stages of its `turn_metrics` event
+(the server's monotonic clock), read after `playback_completed`.
 
     python bench/turn_latency.py [--turns 30] [--sessions 3] [--layer memory|redis|both] [--url URL]
 """
@@ -36,6 +38,7 @@ class Turn:
     first_delta: float | None = None
     first_audio: float | None = None
     completed: float | None = None
+    stages: dict[str, int] | None = None  # the server's turn_metrics, ms
     failure: str | None = None
 
     def between_ms(self, start: float | None, end: float | None) -> float | None:
@@ -46,10 +49,10 @@ async def run_turn(ws: aiohttp.ClientWebSocketResponse, text: str) -> Turn:
     turn = Turn(sent=time.monotonic())
     await ws.send_json({"type": "text", "text": text, "final": True})
     deadline = turn.sent + TURN_LIMIT_S
-    while turn.completed is None:
+    while turn.stages is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            turn.failure = "no playback_completed in time"
+            turn.failure = "no playback_completed and turn_metrics in time"
             break
         try:
             message = await ws.receive(timeout=remaining)
@@ -67,6 +70,8 @@ async def run_turn(ws: aiohttp.ClientWebSocketResponse, text: str) -> Turn:
                 turn.first_delta = received
             elif kind == "playback_completed":
                 turn.completed = received
+            elif kind == "turn_metrics":
+                turn.stages = event["metrics"]["stages"]
             elif kind in ("error", "barge_in"):
                 turn.failure = f"{kind}: {event.get('code') or event.get('source')}"
                 break
@@ -137,6 +142,20 @@ def rows(layer: str, turns: list[Turn]) -> list[list[object]]:
     return table
 
 
+SERVER_STAGES = ["agent", "generation", "synthesis", "send", "speaking", "response"]
+
+
+def server_rows(layer: str, turns: list[Turn]) -> list[list[object]]:
+    table = []
+    for stage in SERVER_STAGES:
+        values = [t.stages[stage] for t in turns if t.stages and stage in t.stages]
+        table.append(
+            [layer, stage, len(values)]
+            + [harness.ms(harness.percentile(values, p)) for p in (50, 99, 100)]
+        )
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     harness.add_target_options(parser)
@@ -160,6 +179,10 @@ def main() -> None:
     print("turn overhead, ms (client clock, loopback; echo agent, espeak TTS)")
     table = [row for layer, turns in results.items() for row in rows(layer, turns)]
     harness.print_table(["layer", "metric", "turns", "p50", "p99", "max"], table, left_columns=2)
+    print()
+    print("the same turns by the server's turn_metrics, ms (server monotonic clock)")
+    table = [row for layer, turns in results.items() for row in server_rows(layer, turns)]
+    harness.print_table(["layer", "stage", "turns", "p50", "p99", "max"], table, left_columns=2)
     print()
     print("turns: measured turns; a failed turn is not measured, and its session is replaced.")
     if any(failures.values()):

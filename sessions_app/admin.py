@@ -16,6 +16,7 @@ from agents_app.admin import RecordInline
 from agents_app.models import Task
 from sessions_app.control import end_live_session, interrupt_session
 from sessions_app.models import CallEvent, Session, Utterance
+from sessions_app.pipeline.turn_metrics import describe, summarize
 from sessions_app.serializers import recording_url
 
 
@@ -23,6 +24,12 @@ from sessions_app.serializers import recording_url
 def confidence(utterance: Utterance) -> str:
     """Two decimals are all a recogniser's confidence means."""
     return "—" if utterance.confidence is None else f"{utterance.confidence:.2f}"
+
+
+@admin.display(description="timings")
+def timings(utterance: Utterance) -> str:
+    """Where an agent turn's time went, stage by stage (README, Turn metrics)."""
+    return "—" if utterance.turn_metrics is None else describe(utterance.turn_metrics)
 
 
 class UtteranceInline(RecordInline):
@@ -36,6 +43,7 @@ class UtteranceInline(RecordInline):
         "interrupted_by",
         "heard_text",
         confidence,
+        timings,
         "created_at",
     ]
 
@@ -89,6 +97,7 @@ class SessionAdmin(admin.ModelAdmin):
         "server_call_id",
         "correlation_id",
         "call_state",
+        "turn_timings",
         "recording_link",
     ]
     inlines = [UtteranceInline, TaskInline, CallEventInline]
@@ -137,6 +146,27 @@ class SessionAdmin(admin.ModelAdmin):
     def barge_ins(self, session: Session) -> int:
         return session.barge_in_count
 
+    @admin.display(description="turn timings (p50 / max)")
+    def turn_timings(self, session: Session) -> str:
+        """The session's stages over its agent turns: median and worst, in ms."""
+        if session._state.adding:
+            return "—"
+        records = [
+            metrics
+            for metrics in session.utterances.filter(role=Utterance.Role.AGENT)
+            .exclude(turn_metrics=None)
+            .values_list("turn_metrics", flat=True)
+        ]
+        summary = summarize(records)
+        if not summary:
+            return "—"
+        return (
+            " · ".join(
+                f"{stage} {figures['p50']} / {figures['max']}" for stage, figures in summary.items()
+            )
+            + f" ms over {len(records)} turns"
+        )
+
     @admin.display(description="errors", ordering="error_count")
     def errors(self, session: Session) -> int:
         return session.error_count
@@ -167,9 +197,11 @@ class SessionAdmin(admin.ModelAdmin):
 @admin.register(Utterance)
 class UtteranceAdmin(admin.ModelAdmin):
     list_display = ["session", "seq", "role", "text", "interrupted_by", confidence, "created_at"]
+    # The raw turn_metrics JSON is among the fields; `timings` reads it as a line.
     list_filter = ["role", "interrupted", "interrupted_by", "final"]
     search_fields = ["text", "session__id"]
     readonly_fields = [
         *(field.name for field in Utterance._meta.fields if field.name != "confidence"),
         confidence,
+        timings,
     ]

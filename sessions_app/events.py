@@ -201,6 +201,17 @@ def barge_in(*, turn: int, played_ms: int, heard_text: str, source: BargeInSourc
     }
 
 
+def turn_metrics(*, turn: int, utterance_id: uuid.UUID, metrics: dict[str, Any]) -> Event:
+    """Where an agent turn's time went, once it is over (contracts/turn-metrics.schema.json);
+    `utterance_id` names the reply as in `agent_response`."""
+    return {
+        "type": "turn_metrics",
+        "turn": turn,
+        "utterance_id": str(utterance_id),
+        "metrics": metrics,
+    }
+
+
 def tool_invocation(*, turn: int, record: ToolCallRecord) -> Event:
     return {"type": "tool_invocation", "turn": turn, **asdict(record)}
 

@@ -124,6 +124,13 @@ class Utterance(models.Model):
     start_ms = models.PositiveIntegerField(null=True, blank=True)
     end_ms = models.PositiveIntegerField(null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)
+    turn_metrics = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="An agent turn's latency waterfall: the moments of its stages and barge-ins "
+        "(ms on the session's clock) and the durations between them "
+        "(contracts/turn-metrics.schema.json).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

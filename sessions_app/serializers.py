@@ -56,6 +56,7 @@ def utterance_json(utterance: Utterance) -> dict[str, Any]:
         "start_ms": utterance.start_ms,
         "end_ms": utterance.end_ms,
         "confidence": utterance.confidence,
+        "turn_metrics": utterance.turn_metrics,
         "created_at": iso_time(utterance.created_at),
     }
 

@@ -55,6 +55,9 @@ const ui = {
   sessionsError: byTestId("sessions-error"),
   sessionCount: byTestId("session-count"),
   sessionsUpdated: byTestId("sessions-updated"),
+  waterfalls: byTestId("waterfalls"),
+  turnSummary: byTestId("turn-summary"),
+  timedTurnCount: byTestId("timed-turn-count"),
 };
 
 const state = {
@@ -69,6 +72,7 @@ const state = {
   level: 0,
   agentBubbles: new Map(), // turn number → the agent's bubble for that turn
   replyRows: new Map(), // turn number → the event-list row its agent_response events fold into
+  turnMetrics: new Map(), // turn number → its turn_metrics, drawn as a waterfall
   partialBubble: null,
   partialTimer: null,
   // The session the panels show: { id, own, phone, caller }; own: this page's session.
@@ -211,6 +215,7 @@ const DESCRIBERS = {
   playback_paused: (e) => `turn ${e.turn} · paused after ${e.played_ms} ms`,
   playback_resumed: (e) => `turn ${e.turn} · resumed at ${e.played_ms} ms`,
   barge_in: (e) => `turn ${e.turn} by ${e.source} · heard ${quote(e.heard_text)}`,
+  turn_metrics: (e) => `turn ${e.turn}${responseBrief(e.metrics)}`,
   dtmf: (e) => `keys ${e.digits}`,
   tool_invocation: (e) => `${e.tool} ${e.status} · ${e.duration_ms} ms`,
   context_truncated: (e) => `dropped ${e.dropped_turns} · kept ${e.kept_turns} turns`,
@@ -455,6 +460,7 @@ const EVENT_EFFECTS = {
     stopAgentAudio();
     markInterrupted(e);
   },
+  turn_metrics: showTurnMetrics,
   tool_invocation: addToolChip,
   dtmf: addKeypadChip,
   context_truncated: (e) => addNote(`Context trimmed: ${e.dropped_turns} older turn(s) dropped.`),
@@ -472,6 +478,120 @@ function handleEvent(event) {
  * opens before the session's detail is read, so its first events may repeat stored turns. */
 function shownFromStore({ utterance_id: utteranceId, turn }) {
   return state.storedUtterances.has(utteranceId) || state.storedTurns.has(turn);
+}
+
+// --- Turn timings: each agent turn's stages as a waterfall, and the session's summary -------
+
+// A turn's stages (contracts/turn-metrics.schema.json), in the order they happen: the stage,
+// its label, and the moments it runs between. Moments are ms on the server's clock.
+const TURN_STAGES = [
+  ["end_of_turn", "end-of-turn wait", "last_voiced", "end_of_turn"],
+  ["recognition", "recognition", "end_of_turn", "transcript_final"],
+  ["agent", "agent first token", "transcript_final", "first_token"],
+  ["generation", "whole reply", "first_token", "reply_done"],
+  ["synthesis", "first sentence synthesised", "first_token", "first_audio"],
+  ["send", "first frame sent", "first_audio", "first_frame"],
+  ["speaking", "speaking", "first_frame", "playback_end"],
+];
+const SUMMARY_STAGES = [...TURN_STAGES.map(([stage]) => stage), "response"];
+const STAGE_LABELS = {
+  ...Object.fromEntries(TURN_STAGES.map(([stage, label]) => [stage, label])),
+  response: "response (caller's end to agent's first output)",
+};
+
+/** " · response 420 ms", or nothing for a turn that never answered. */
+function responseBrief(metrics) {
+  const response = metrics?.stages?.response;
+  return response === undefined ? "" : ` · response ${response} ms`;
+}
+
+/** A turn's metrics arrived (live, or rebuilt from the store): draw it, redo the summary. */
+function showTurnMetrics({ turn, metrics }) {
+  state.turnMetrics.set(turn, metrics);
+  const row = waterfall(turn, metrics);
+  const rows = [...ui.waterfalls.children];
+  const existing = rows.find((item) => item.dataset.turn === String(turn));
+  if (existing) existing.replaceWith(row);
+  else ui.waterfalls.append(row);
+  renderTurnSummary();
+}
+
+/** One turn: a bar per stage (and per barge-in), placed on the turn's own time line. */
+function waterfall(turn, metrics) {
+  const { marks, stages, barge_ins: bargeIns, cut_by: cutBy } = metrics;
+  const moments = [
+    ...Object.values(marks),
+    ...bargeIns.flatMap((bargeIn) => Object.values(bargeIn.marks)),
+  ];
+  const start = Math.min(...moments);
+  const span = Math.max(1, Math.max(...moments) - start);
+  const bar = (from, ms) => {
+    const left = ((from - start) / span) * 100;
+    const width = Math.max((ms / span) * 100, 0.4);
+    return el("span", {
+      class: "waterfall__bar",
+      style: `left: ${left.toFixed(2)}%; width: ${Math.min(width, 100 - left).toFixed(2)}%`,
+    });
+  };
+  const line = (kind, stage, label, from, ms) =>
+    el(
+      "li",
+      {
+        class: `waterfall__line waterfall__line--${kind}`,
+        dataset: { testid: "waterfall-stage", stage, ms: String(ms) },
+      },
+      el("span", { class: "waterfall__label" }, label),
+      el("span", { class: "waterfall__track" }, bar(from, ms)),
+      el("span", { class: "waterfall__ms" }, `${ms} ms`),
+    );
+  const lines = TURN_STAGES.filter(([stage]) => stage in stages).map(([stage, label, from]) =>
+    line("stage", stage, label, marks[from], stages[stage]),
+  );
+  bargeIns.forEach((bargeIn, index) => {
+    const { onset } = bargeIn.marks;
+    const end = Math.max(...Object.values(bargeIn.marks));
+    const parts = Object.entries(bargeIn.stages).map(([stage, ms]) => `${stage} ${ms}`);
+    const what = [bargeIn.outcome ?? "open", bargeIn.source].filter(Boolean).join(", ");
+    const label = `barge-in ${index + 1} (${what}): ${parts.join(" · ")}`;
+    lines.push(line("barge-in", `barge_in_${index + 1}`, label, onset, end - onset));
+  });
+  const cut = cutBy ? ` · cut by ${cutBy}` : "";
+  const title = `Turn ${turn}${responseBrief(metrics)}${cut}`;
+  const header = el("p", { class: "waterfall__title" }, title);
+  return el(
+    "li",
+    { class: "waterfall", dataset: { testid: "turn-waterfall", turn: String(turn), cutBy } },
+    header,
+    el("ol", { class: "waterfall__lines" }, ...lines),
+  );
+}
+
+/** The lower median: a duration some turn really took (as the admin's summary). */
+function median(values) {
+  return [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
+}
+
+/** p50 and max of each stage over the session's turns shown. */
+function renderTurnSummary() {
+  const all = [...state.turnMetrics.values()];
+  ui.timedTurnCount.textContent = String(all.length);
+  const rows = SUMMARY_STAGES.map((stage) => [
+    stage,
+    all.map((metrics) => metrics.stages[stage]).filter((ms) => ms !== undefined),
+  ])
+    .filter(([, values]) => values.length > 0)
+    .map(([stage, values]) =>
+      el(
+        "tr",
+        { dataset: { testid: "summary-stage", stage } },
+        el("th", { scope: "row" }, STAGE_LABELS[stage]),
+        el("td", { dataset: { figure: "p50" } }, `${median(values)} ms`),
+        el("td", { dataset: { figure: "max" } }, `${Math.max(...values)} ms`),
+        el("td", {}, String(values.length)),
+      ),
+    );
+  ui.turnSummary.querySelector("tbody").replaceChildren(...rows);
+  ui.turnSummary.hidden = rows.length === 0;
 }
 
 // --- Voice: the microphone, the level meter and the agent's audio ---------------------------
@@ -686,6 +806,9 @@ function resetSession() {
   });
   state.agentBubbles.clear();
   state.replyRows.clear();
+  state.turnMetrics.clear();
+  ui.waterfalls.replaceChildren();
+  renderTurnSummary();
   state.storedUtterances.clear();
   state.storedTurns.clear();
   state.view = null;
@@ -956,6 +1079,11 @@ async function showStoredSession(summary) {
  * loaded; the turns among them that the store already holds add only their event-list line. */
 function showStored(detail, buffered = []) {
   keepScrolled(ui.transcript, () => detail.utterances.forEach(showStoredUtterance));
+  detail.utterances
+    .filter((utterance) => utterance.role === "agent")
+    .forEach(({ turn_metrics: metrics }, index) => {
+      if (metrics) showTurnMetrics({ turn: index + 1, metrics });
+    });
   for (const event of buffered) {
     const storedReply = event.type === "agent_response" && event.final;
     if (storedReply && state.storedUtterances.has(event.utterance_id)) {
@@ -1019,6 +1147,9 @@ function rebuiltEvents(detail) {
     const cut = cutBy && !bargeIn ? { cut_by: cutBy, heard_text: heard } : {};
     add("agent_response", ts, { turn, final: true, text, utterance_id: id, ...cut });
     if (bargeIn) add("barge_in", ts, { turn, heard_text: heard, source: cutBy });
+    if (utterance.turn_metrics) {
+      add("turn_metrics", ts, { turn, utterance_id: id, metrics: utterance.turn_metrics });
+    }
   }
   if (detail.status !== "active") {
     add("session_ended", detail.ended_at, { reason: detail.end_reason || detail.status });
@@ -1038,6 +1169,7 @@ const STORED_EFFECTS = {
     if (e.cut_by) showInterruption(agentBubble(e.turn), e.heard_text, `Interrupted (${e.cut_by})`);
   },
   barge_in: markInterrupted,
+  turn_metrics: showTurnMetrics,
   tool_invocation: addToolChip,
   session_ended: ({ reason }) => addNote(`Session ended: ${reason}`),
 };

@@ -225,14 +225,24 @@ class StreamClient:
             if event["type"] == event_type:
                 return seen
 
+    async def receive_turn_metrics(self, timeout: float = 3) -> dict[str, Any]:
+        """The next event, which must be a turn's `turn_metrics`: its metrics."""
+        event = await self.receive(timeout)
+        assert event["type"] == "turn_metrics", event
+        return event["metrics"]
+
     async def reply_to(self, text: str) -> list[dict[str, Any]]:
-        """Say `text` as a final utterance and collect events up to the agent's final response."""
+        """Say `text` as a final utterance and collect events up to the agent's final response.
+        A reply that was not spoken ends with its `turn_metrics`, which is read too (it is in
+        `events`), so that what the test receives next is what follows the turn."""
         await self.send(type="text", text=text, final=True)
         seen = []
         while True:
             event = await self.receive()
             seen.append(event)
             if event["type"] == "agent_response" and event["final"]:
+                if not any(earlier["type"] == "playback_started" for earlier in seen):
+                    await self.receive_turn_metrics()
                 return seen
             if event["type"] == "error" and event["source"] == "agent":
                 return seen

@@ -126,6 +126,7 @@ class PlaybackWorker:
         frame_ms: int,
         lead_ms: int,
         clock: PlaybackClock = playback_clock,
+        mark: Callable[[str], None] = lambda moment: None,
     ) -> None:
         self.turn = turn
         self.sample_rate = sample_rate
@@ -133,6 +134,7 @@ class PlaybackWorker:
         self._send_audio = send_audio
         self._send_event = send_event
         self._report = report
+        self._mark = mark  # told "first_audio" and "first_frame" (TurnMetrics moments)
         self._frame_bytes = frame_bytes(sample_rate, frame_ms)
         self._lead_s = lead_ms / 1000
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
@@ -258,6 +260,7 @@ class PlaybackWorker:
         try:
             while (sentence := await self._sentences.get()) is not None:
                 clip = await self._synthesizer.synthesize(sentence)
+                self._mark("first_audio")  # kept the first time only
                 self._placed.append(_PlacedClip(clip, self._ms(len(self._audio))))
                 self._audio += resample(clip.pcm, clip.sample_rate, self.sample_rate)
                 self._changed()
@@ -334,5 +337,6 @@ class PlaybackWorker:
                 return
             with memoryview(self._audio) as audio:  # one copy: the frame sent
                 frame = audio[self._cursor : self._cursor + self._frame_bytes].tobytes()
+            self._mark("first_frame")
             await self._send_audio(frame)
             self._cursor += len(frame)

@@ -156,6 +156,11 @@ class RecognitionWorker:
         return item
 
     @property
+    def position_ms(self) -> int:
+        """Stream time of the audio heard so far (by its sample count)."""
+        return self._detector.position_ms
+
+    @property
     def recognizes(self) -> bool:
         """Whether utterances get words (else only voice activity is known)."""
         return self._recognizer is not None
@@ -252,7 +257,7 @@ class RecognitionWorker:
             item = await self._audio.get()
             try:
                 if isinstance(item, TurnCheck):
-                    await self._listener.on_turn_check(self._detector.position_ms, item)
+                    await self._listener.on_turn_check(self.position_ms, item)
                     continue
                 self._queued_bytes -= len(item)
                 await self._hear(self._resample(item))
@@ -281,7 +286,7 @@ class RecognitionWorker:
             self._utterance_cut_ms += _ms(kept - len(self._utterance))
             if self._recognizer is not None:
                 await self._partial(await self._recognizer.accept(pcm))
-        await self._listener.on_audio_time(self._detector.position_ms)
+        await self._listener.on_audio_time(self.position_ms)
 
     async def _on_detector(self, event: object) -> None:
         listener = self._listener

@@ -33,6 +33,7 @@ from sessions_app.pipeline.keypad import Keypad
 from sessions_app.pipeline.listening import Listening
 from sessions_app.pipeline.playback import PlaybackWorker, SentenceSplitter
 from sessions_app.pipeline.recognition import RecognitionWorker
+from sessions_app.pipeline.turn_metrics import BargeInOutcome, SessionClock, TurnMetrics, observe
 from sessions_app.pipeline.turn_taking import EndOfTurn, Heard, TurnTaker, TurnTakingConfig, Verdict
 from sessions_app.recording.digit_spans import SILENCE_MARGIN_MS
 from sessions_app.recording.session_recording import SessionRecording
@@ -69,12 +70,19 @@ class AlreadyConnected(Exception):
 class AgentTurn:
     """One agent reply in flight: what was generated, sent, spoken, and the task behind it."""
 
-    def __init__(self, number: int, send: EventSender, playback: PlaybackWorker | None) -> None:
+    def __init__(
+        self,
+        number: int,
+        send: EventSender,
+        playback: PlaybackWorker | None,
+        metrics: TurnMetrics,
+    ) -> None:
         self.number = number
         self.utterance_id = uuid.uuid4()  # named in agent_response, stored when the turn ends
         self.task: asyncio.Task[None] | None = None
         self.finishing = False
         self.playback = playback
+        self.metrics = metrics  # the caller's side marked already, if a caller's turn led here
         self._send = send
         self._generated: list[str] = []
         self._sent: list[str] = []
@@ -90,6 +98,7 @@ class AgentTurn:
         return redact_digits("".join(self._generated))
 
     async def on_delta(self, text: str) -> None:
+        self.metrics.mark("first_token")
         self._generated.append(text)
         await self._send_delta(self._redactor.feed(text))
 
@@ -157,6 +166,7 @@ class Conversation:
         self.context = ContextWindow(session.agent.instructions, session.turn_budget)
         self.ended = False
         self.audio_started = False
+        self.clock = SessionClock()  # the time base of every turn's metrics
         self._synthesizer = synthesizer
         self._voice_detection = voice_detection
         self._send = send
@@ -167,7 +177,8 @@ class Conversation:
         self.turn_taking = TurnTaker(TurnTakingConfig.from_settings())
         self._listening = Listening(self, self.turn_taking)
         self._last_user: Utterance | None = None  # the caller's last turn, which may go on
-        self._held: Utterance | None = None  # a turn that ended on a hanging word, unanswered
+        # A turn that ended on a hanging word, unanswered, with its metrics.
+        self._held: tuple[Utterance, TurnMetrics] | None = None
         self._audio_budget = AudioBudget(settings.AUDIO_AHEAD_BUDGET_MS)
         self._keypad = Keypad(self._keypad_entry, settings.DTMF_ENTRY_TIMEOUT_MS / 1000)
         self._recording = recording
@@ -283,15 +294,22 @@ class Conversation:
             await self._send(events.transcript_partial(redact_partial(text)))
 
     async def user_said(
-        self, text: str, *, end: EndOfTurn | None = None, answer: bool = True, **fields: object
+        self,
+        text: str,
+        *,
+        end: EndOfTurn | None = None,
+        answer: bool = True,
+        metrics: TurnMetrics | None = None,
+        **fields: object,
     ) -> None:
         """A final utterance of the caller: redact, store, show, and (unless it waits for
-        more) start the agent's reply."""
+        more) start the agent's reply. `metrics` hold the moments of a spoken turn's end."""
         redacted = redact_digits(text)
         utterance = await self._keep(Utterance.Role.USER, redacted, **fields)
         if utterance is None:
             return  # the caller was told their words were not stored, and can say them again
-        await self._show_final(utterance, end)
+        metrics = metrics or TurnMetrics(self.clock)
+        await self._show_final(utterance, end, metrics)
         self._last_user = utterance
         dropped = self.context.add_user(redacted)
         if dropped:
@@ -303,11 +321,11 @@ class Conversation:
                 )
             )
         if answer:
-            self._answer(utterance)
+            self._answer(utterance, metrics)
         else:
-            self._held = utterance
+            self._held = utterance, metrics
 
-    def _answer(self, utterance: Utterance) -> None:
+    def _answer(self, utterance: Utterance, metrics: TurnMetrics) -> None:
         self._held = None
         self._start_turn(
             lambda turn: self.runtime.run_turn(
@@ -315,34 +333,52 @@ class Conversation:
                 utterance_id=utterance.id,
                 messages=self.context.messages(),
                 listener=turn,
-            )
+            ),
+            metrics,
         )
 
     async def caller_said(
-        self, heard: Heard, transcript: Transcript, *, start_ms: int, end_ms: int
+        self,
+        heard: Heard,
+        transcript: Transcript,
+        *,
+        start_ms: int,
+        end_ms: int,
+        metrics: TurnMetrics | None = None,
     ) -> None:
-        """A recognised utterance, as the turn-taking judged it."""
+        """A recognised utterance, as the turn-taking judged it; `metrics` hold the moments of
+        its end, if turn-taking ended it."""
         timing = {"start_ms": start_ms, "end_ms": end_ms, "confidence": transcript.confidence}
         text = transcript.text.strip()
+        metrics = metrics or TurnMetrics(self.clock)
         if heard.verdict is Verdict.NOISE:
             return
         if heard.verdict is Verdict.BACKCHANNEL:
-            await self._keep_backchannel(text, heard.end, timing)
+            await self._keep_backchannel(text, heard.end, metrics, timing)
         elif heard.verdict is Verdict.CONTINUATION and self._last_user is not None:
-            await self._continue_turn(text, heard, end_ms)
+            await self._continue_turn(text, heard, end_ms, metrics)
         else:
-            await self.user_said(text, end=heard.end, answer=heard.answer, **timing)
+            await self.user_said(
+                text, end=heard.end, answer=heard.answer, metrics=metrics, **timing
+            )
 
     async def _keep_backchannel(
-        self, text: str, end: EndOfTurn | None, timing: dict[str, object]
+        self,
+        text: str,
+        end: EndOfTurn | None,
+        metrics: TurnMetrics,
+        timing: dict[str, object],
     ) -> None:
-        """An acknowledgement over the reply: stored and shown, but no turn of its own."""
+        """An acknowledgement over the reply: stored and shown, but no turn of its own (its
+        metrics go nowhere: the reply it was said over records the barge-in)."""
         redacted = redact_digits(text)
         utterance = await self._keep(Utterance.Role.USER, redacted, backchannel=True, **timing)
         if utterance is not None:
-            await self._show_final(utterance, end)
+            await self._show_final(utterance, end, metrics)
 
-    async def _continue_turn(self, text: str, heard: Heard, end_ms: int) -> None:
+    async def _continue_turn(
+        self, text: str, heard: Heard, end_ms: int, metrics: TurnMetrics
+    ) -> None:
         """The caller went on with their last turn: it is one utterance (recognised from both
         parts' audio, so `text` is all of it), stored and shown whole under its first id, and
         the agent answers all of it."""
@@ -354,15 +390,17 @@ class Conversation:
         except StorageFailed as exc:
             await self.report(events.error(ErrorCode.STORAGE_FAILED, str(exc), "storage"))
             return
-        await self._show_final(utterance, heard.end)
+        await self._show_final(utterance, heard.end, metrics)
         self.context.extend_user(whole)
         if heard.answer:
-            self._answer(utterance)
+            self._answer(utterance, metrics)
         else:
-            self._held = utterance
+            self._held = utterance, metrics
 
-    async def _show_final(self, utterance: Utterance, end: EndOfTurn | None) -> None:
-        """Tell the client the caller's utterance as stored."""
+    async def _show_final(
+        self, utterance: Utterance, end: EndOfTurn | None, metrics: TurnMetrics
+    ) -> None:
+        """Tell the client the caller's utterance as stored (a moment of the turn's metrics)."""
         await self._send(
             events.transcript_final(
                 text=utterance.text,
@@ -372,20 +410,27 @@ class Conversation:
                 backchannel=utterance.backchannel,
             )
         )
+        metrics.mark("transcript_final")
 
     async def answer_held(self) -> None:
         """The caller said no more after a turn that hung: answer it as it stands."""
         if self._held is not None:
-            self._answer(self._held)
+            self._answer(*self._held)
 
-    async def pause_reply(self) -> None:
-        if self._turn is not None and (played_ms := await self._turn.pause()) is not None:
+    async def pause_reply(self, onset_ms: float | None = None) -> None:
+        """Hold the reply for caller audio that began at `onset_ms` (session time)."""
+        turn = self._turn
+        if turn is not None and (played_ms := await turn.pause()) is not None:
             self._drop_unheard()
-            await self._send(events.playback_paused(turn=self._turn.number, played_ms=played_ms))
+            turn.metrics.barge_in_paused(onset_ms)
+            await self._send(events.playback_paused(turn=turn.number, played_ms=played_ms))
 
-    async def resume_reply(self) -> None:
-        if self._turn is not None and (played_ms := self._turn.resume()) is not None:
-            await self._send(events.playback_resumed(turn=self._turn.number, played_ms=played_ms))
+    async def resume_reply(self, outcome: BargeInOutcome = "resumed") -> None:
+        """Let the held reply go on: the pause was a false alarm, or (`outcome`) a backchannel."""
+        turn = self._turn
+        if turn is not None and (played_ms := turn.resume()) is not None:
+            turn.metrics.barge_in_resumed(outcome)
+            await self._send(events.playback_resumed(turn=turn.number, played_ms=played_ms))
 
     async def send(self, event: Event) -> None:
         await self._send(event)
@@ -395,7 +440,7 @@ class Conversation:
         a reply like any other: spoken, stored, kept in context, and interruptible."""
         greeting = self.session.agent.greeting.strip()
         if greeting and self._turns_started == 0:
-            self._start_turn(lambda turn: self._say(turn, greeting))
+            self._start_turn(lambda turn: self._say(turn, greeting), TurnMetrics(self.clock))
 
     @staticmethod
     async def _say(turn: AgentTurn, text: str) -> str:
@@ -432,7 +477,7 @@ class Conversation:
 
     # --- the agent ------------------------------------------------------------------------
 
-    def _playback_for(self, turn_number: int) -> PlaybackWorker | None:
+    def _playback_for(self, turn_number: int, metrics: TurnMetrics) -> PlaybackWorker | None:
         if self._synthesizer is None:
             return None
         return PlaybackWorker(
@@ -444,6 +489,7 @@ class Conversation:
             report=self.report,
             frame_ms=settings.PLAYBACK_FRAME_MS,
             lead_ms=settings.PLAYBACK_LEAD_MS,
+            mark=metrics.mark,
         )
 
     async def _send_agent_audio(self, frame: bytes) -> None:
@@ -457,10 +503,13 @@ class Conversation:
         if self._recording is not None:
             self._recording.drop_unheard()
 
-    def _start_turn(self, reply: Callable[[AgentTurn], Awaitable[str]]) -> None:
+    def _start_turn(
+        self, reply: Callable[[AgentTurn], Awaitable[str]], metrics: TurnMetrics
+    ) -> None:
         """Start the agent's next turn in a task of its own; `reply` streams it to the turn."""
         self._turns_started += 1
-        turn = AgentTurn(self._turns_started, self._send, self._playback_for(self._turns_started))
+        number = self._turns_started
+        turn = AgentTurn(number, self._send, self._playback_for(number, metrics), metrics)
         turn.task = asyncio.create_task(self._run_agent_turn(turn, reply))
         self._turn = turn
         self.turn_taking.reply_started()
@@ -475,35 +524,48 @@ class Conversation:
         except Exception as exc:
             await self._turn_failed(turn, exc)
             return
+        turn.metrics.mark("reply_done")
         text = redact_digits(full_text)
         final = events.agent_response_final(
             turn=turn.number, text=text, utterance_id=turn.utterance_id
         )
         if turn.playback is None:
-            await self._complete_turn(turn, text)
+            record = await self._complete_turn(turn, text)
             await self._send(final)
-            return
-        await self._send(final)
-        played_ms = await turn.playback.wait_played()
-        await self._complete_turn(turn, text)
-        await self._send(events.playback_completed(turn=turn.number, played_ms=played_ms))
+        else:
+            await self._send(final)
+            played_ms = await turn.playback.wait_played()
+            turn.metrics.mark("playback_end")
+            record = await self._complete_turn(turn, text)
+            await self._send(events.playback_completed(turn=turn.number, played_ms=played_ms))
+        await self._turn_closed(turn, record)
 
-    async def _complete_turn(self, turn: AgentTurn, reply: str) -> None:
-        """The reply was delivered whole: no barge-in can cut it any more; store and remember it.
+    async def _complete_turn(self, turn: AgentTurn, reply: str) -> dict:
+        """The reply was delivered whole: no barge-in can cut it any more; store and remember
+        it, with its metrics (returned).
 
         Done before the turn's last event, so a client that reads the session after that
         event finds the reply stored.
         """
         turn.finishing = True
         self.turn_taking.reply_ended()
-        await self._keep(Utterance.Role.AGENT, reply, id=turn.utterance_id)
+        record = turn.metrics.as_json()
+        await self._keep(Utterance.Role.AGENT, reply, id=turn.utterance_id, turn_metrics=record)
         self.context.add_agent(reply)
+        return record
+
+    async def _turn_closed(self, turn: AgentTurn, record: dict) -> None:
+        """The turn is over, after its last event: its metrics go to Prometheus and the client."""
+        observe(record)
+        await self._send(
+            events.turn_metrics(turn=turn.number, utterance_id=turn.utterance_id, metrics=record)
+        )
 
     async def _turn_failed(self, turn: AgentTurn, exc: Exception) -> None:
         turn.finishing = True
         self.turn_taking.reply_ended()
         _, heard = turn.stop()
-        await self._keep_what_was_heard(turn, heard, "error")
+        record = await self._keep_what_was_heard(turn, heard, "error")
         if isinstance(exc, ProviderError):
             await self.report(events.error_for(exc))
         else:
@@ -511,20 +573,24 @@ class Conversation:
             await self.report(
                 events.error(ErrorCode.INTERNAL_ERROR, "the agent failed to answer", "agent")
             )
+        await self._turn_closed(turn, record)
 
     async def barge_in(self, source: BargeInSource) -> bool:
         """Stop the agent's reply now, keeping what the caller heard; False if none was playing."""
+        confirmed_ms = self.clock.now_ms()
         stopped = await self._stop_turn()
         if stopped is None:
             return False
         BARGE_INS.labels("confirmed").inc()
         self.turn_taking.reply_ended()
         turn, played_ms, heard = stopped
+        turn.metrics.barge_in_confirmed(confirmed_ms, source)
         await self._send(
             events.barge_in(turn=turn.number, played_ms=played_ms, heard_text=heard, source=source)
         )
-        await self._keep_what_was_heard(turn, heard, source)
+        record = await self._keep_what_was_heard(turn, heard, source)
         await self.store.count("barge_in_count")
+        await self._turn_closed(turn, record)
         return True
 
     async def _stop_turn(self) -> tuple[AgentTurn, int, str] | None:
@@ -540,22 +606,26 @@ class Conversation:
             return None  # it completed after all, and stored itself: nothing was cut
         return turn, played_ms, heard
 
-    async def _keep_what_was_heard(self, turn: AgentTurn, heard: str, cut_by: str) -> None:
-        """A reply cut short: store it as interrupted; the context keeps only what was heard
-        (nothing, when the caller went on with their turn: it is answered anew)."""
-        if not turn.generated_text:
-            return
-        await self._keep(
-            Utterance.Role.AGENT,
-            turn.generated_text,
-            id=turn.utterance_id,
-            interrupted=True,
-            heard_text=heard,
-            interrupted_by=cut_by,
-        )
-        await self.runtime.turn_cut(turn, cut_by)
-        if cut_by != "continuation":
-            self.context.add_agent(heard)
+    async def _keep_what_was_heard(self, turn: AgentTurn, heard: str, cut_by: str) -> dict:
+        """A reply cut short: store it as interrupted, with its metrics (returned; a reply cut
+        before its first word is not stored, but its metrics are still sent); the context
+        keeps only what was heard (nothing, when the caller went on with their turn: it is
+        answered anew)."""
+        record = turn.metrics.as_json(cut_by)
+        if turn.generated_text:
+            await self._keep(
+                Utterance.Role.AGENT,
+                turn.generated_text,
+                id=turn.utterance_id,
+                interrupted=True,
+                heard_text=heard,
+                interrupted_by=cut_by,
+                turn_metrics=record,
+            )
+            await self.runtime.turn_cut(turn, cut_by)
+            if cut_by != "continuation":
+                self.context.add_agent(heard)
+        return record
 
     # --- the session ----------------------------------------------------------------------
 
@@ -592,7 +662,9 @@ class Conversation:
         stopped = await self._stop_turn()
         if stopped is not None:
             turn, _, heard = stopped
-            await self._keep_what_was_heard(turn, heard, "session_end")
+            await self._turn_closed(
+                turn, await self._keep_what_was_heard(turn, heard, "session_end")
+            )
         if self._recognition is not None:
             unfinished = await self._recognition.close()
             if unfinished is not None:

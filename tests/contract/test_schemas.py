@@ -18,6 +18,7 @@ from agents_app.tools import ToolCallRecord
 from sessions_app import events
 from sessions_app.contracts import CONTRACTS_DIR, schema_names, validator
 from sessions_app.events import ErrorCode, EventStream
+from sessions_app.pipeline.turn_metrics import SessionClock, TurnMetrics
 from sessions_app.pipeline.turn_taking import EndOfTurn
 from sessions_app.protocol import parse_client_message
 
@@ -29,6 +30,7 @@ SCHEMAS = [
     "session",
     "stream-event",
     "task",
+    "turn-metrics",
     "utterance",
 ]
 
@@ -87,8 +89,33 @@ UTTERANCE = {
     "start_ms": 120,
     "end_ms": 1840,
     "confidence": 0.92,
+    "turn_metrics": None,
     "created_at": TS,
 }
+
+
+def built_turn_metrics(*, spoken: bool, cut_by: str = "") -> dict[str, Any]:
+    """A record built by the real TurnMetrics, on a clock that steps 300 ms a reading."""
+    readings = iter(range(0, 10_000, 300))
+    metrics = TurnMetrics(SessionClock(lambda: next(readings) / 1000))
+    if spoken:
+        metrics.caller_finished(EndOfTurn("model", 240, 0.9))
+    metrics.mark("transcript_final")
+    metrics.mark("first_token")
+    if spoken:
+        metrics.mark("first_audio")
+        metrics.mark("first_frame")
+        metrics.barge_in_paused(onset_ms=None)
+        metrics.barge_in_resumed("backchannel")
+        metrics.barge_in_paused(onset_ms=2300)  # read at 2400
+        metrics.barge_in_confirmed(2600, "speech")
+    else:
+        metrics.mark("reply_done")
+    return metrics.as_json(cut_by)
+
+
+TYPED_TURN_METRICS = built_turn_metrics(spoken=False)
+SPOKEN_TURN_METRICS = built_turn_metrics(spoken=True, cut_by="speech")
 
 TOOL_CALL = {
     "id": CALL_ID,
@@ -253,6 +280,13 @@ GOOD = [
         ),
         id="utterance-agent-interrupted",
     ),
+    pytest.param(
+        "utterance",
+        changed(UTTERANCE, role="agent", seq=2, turn_metrics=TYPED_TURN_METRICS),
+        id="utterance-agent-with-turn-metrics",
+    ),
+    pytest.param("turn-metrics", TYPED_TURN_METRICS, id="turn-metrics-typed"),
+    pytest.param("turn-metrics", SPOKEN_TURN_METRICS, id="turn-metrics-spoken-cut"),
     pytest.param("utterance", changed(UTTERANCE, confidence=0), id="utterance-confidence-0"),
     pytest.param("utterance", changed(UTTERANCE, confidence=1), id="utterance-confidence-1"),
     pytest.param("task", TASK, id="task-succeeded-with-tool"),
@@ -422,8 +456,39 @@ BAD = [
         "pattern",
         id="error-session-id-upper",
     ),
+    # turn metrics
+    pytest.param(
+        "turn-metrics",
+        changed(TYPED_TURN_METRICS, stages={"agent": -1}),
+        "minimum",
+        id="turn-metrics-negative-stage",
+    ),
+    pytest.param(
+        "turn-metrics",
+        changed(TYPED_TURN_METRICS, marks={"first_word": 1}),
+        "additionalProperties",
+        id="turn-metrics-unknown-moment",
+    ),
+    pytest.param(
+        "turn-metrics",
+        changed(SPOKEN_TURN_METRICS, end_of_turn={"reason": "guess", "silence_ms": 1}),
+        "enum",
+        id="turn-metrics-unknown-reason",
+    ),
+    pytest.param(
+        "turn-metrics",
+        changed(SPOKEN_TURN_METRICS, barge_ins=[{"outcome": "confirmed", "marks": {}}]),
+        "required",
+        id="turn-metrics-barge-in-without-onset",
+    ),
+    pytest.param(
+        "turn-metrics", changed(TYPED_TURN_METRICS, cut_by=DROP), "required", id="tm-no-cut-by"
+    ),
     # utterance
     pytest.param("utterance", changed(UTTERANCE, heard_text=DROP), "required", id="utt-no-heard"),
+    pytest.param(
+        "utterance", changed(UTTERANCE, turn_metrics=DROP), "required", id="utt-no-turn-metrics"
+    ),
     pytest.param("utterance", changed(UTTERANCE, role="system"), "enum", id="utt-role-system"),
     pytest.param("utterance", changed(UTTERANCE, seq=0), "minimum", id="utt-seq-0"),
     pytest.param("utterance", changed(UTTERANCE, confidence=1.5), "maximum", id="utt-conf-1.5"),
@@ -613,6 +678,12 @@ STREAM_BODIES = [
         )
         for source in ("speech", "text", "dtmf", "interrupt", "operator", "continuation")
     ],
+    pytest.param(
+        events.turn_metrics(
+            turn=2, utterance_id=uuid.UUID(UTTERANCE_ID), metrics=SPOKEN_TURN_METRICS
+        ),
+        id="turn_metrics",
+    ),
     pytest.param(events.dtmf("12"), id="dtmf"),
     pytest.param(events.dtmf("[redacted]#"), id="dtmf-redacted"),
     pytest.param(
@@ -698,6 +769,9 @@ TOOL = stamped(
         ),
     )
 )
+TURN_METRICS = stamped(
+    events.turn_metrics(turn=1, utterance_id=uuid.UUID(UTTERANCE_ID), metrics=TYPED_TURN_METRICS)
+)
 STREAM_ERROR = stamped(events.error(ErrorCode.INVALID_JSON, "not JSON", "client"))
 
 BAD_STREAM_EVENTS = [
@@ -772,6 +846,13 @@ BAD_STREAM_EVENTS = [
     pytest.param(changed(STREAM_ERROR, seq=DROP), "required", id="error-no-seq"),
     pytest.param(changed(STREAM_ERROR, hint="x"), "additionalProperties", id="error-extra"),
     pytest.param(["not", "an", "event"], "type", id="not-an-object"),
+    pytest.param(changed(TURN_METRICS, metrics=DROP), "required", id="turn-metrics-empty"),
+    pytest.param(
+        changed(TURN_METRICS, metrics=changed(TYPED_TURN_METRICS, stages={"send": -5})),
+        "minimum",
+        id="turn-metrics-negative-duration",
+    ),
+    pytest.param(changed(TURN_METRICS, turn=0), "minimum", id="turn-metrics-turn-0"),
 ]
 
 

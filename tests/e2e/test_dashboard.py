@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from tests.e2e.browser import event_items, events_of, open_dashboard, payload, s
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = "/tmp/dashboard.png"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FRAME_MS = 20  # the server's agent audio frames
 
 
@@ -59,7 +61,9 @@ def test_text_conversation_in_the_dashboard(page: Page) -> None:
     expect(last_agent_bubble(page)).to_contain_text("You said: card [redacted]")
     expect(page.get_by_test_id("user-bubble").last).to_contain_text("card [redacted]")
     assert "4111" not in transcript.inner_text()
-    assert "4111" not in (page.get_by_test_id("event-list").text_content() or "")
+    # Ids in the payloads are random hex: one may hold "4111" by chance (1 run in a few hundred).
+    shown = UUID.sub("<id>", page.get_by_test_id("event-list").text_content() or "")
+    assert "4111" not in shown
 
     page.get_by_test_id("end-button").click()
     expect(status).to_have_attribute("data-state", "ended")
@@ -135,6 +139,68 @@ def test_a_reply_folds_into_one_growing_row_with_its_raw_events(page: Page) -> N
     expect(page.get_by_test_id("agent-bubble")).to_have_count(2)
     expect(last_agent_bubble(page)).to_have_attribute("data-state", "final")
     expect(events_of(page, "agent_response")).to_have_count(2)
+
+
+def stage_ms(waterfall: Locator) -> dict[str, int]:
+    """A drawn waterfall's stages: {stage: ms}, as its rows say."""
+    rows = waterfall.get_by_test_id("waterfall-stage").all()
+    return {
+        row.get_attribute("data-stage") or "": int(row.get_attribute("data-ms") or -1)
+        for row in rows
+    }
+
+
+def test_each_turn_is_drawn_as_a_waterfall_with_the_sessions_p50_and_max(page: Page) -> None:
+    """A spoken reply's stages, each a bar on the turn's time line, as its turn_metrics said;
+    then a second turn, and the summary's p50 / max over both."""
+    start_session(page, "echo")
+    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "live")
+    waterfalls = page.get_by_test_id("turn-waterfall")
+    expect(waterfalls).to_have_count(0)
+    expect(page.get_by_test_id("turn-summary")).to_be_hidden()
+
+    send_text(page, "time this reply", press_enter=True)
+    expect(events_of(page, "turn_metrics")).to_have_count(1, timeout=15_000)
+    metrics = payload(events_of(page, "turn_metrics"))
+    assert metrics["turn"] == 1
+    # Sent after the turn: after its audio has played.
+    types = [kind for kind, _ in event_items(page)]
+    assert types.index("turn_metrics") > types.index("playback_completed")
+
+    first = waterfalls.first
+    expect(first).to_have_attribute("data-turn", "1")
+    expect(first).to_contain_text("Turn 1 · response")
+    drawn = stage_ms(first)
+    assert list(drawn) == ["agent", "generation", "synthesis", "send", "speaking"]
+    assert drawn == {stage: metrics["metrics"]["stages"][stage] for stage in drawn}
+    # The bars follow each other on the turn's time line: speaking starts where send ends.
+    bars = {
+        row.get_attribute("data-stage"): row.locator(".waterfall__bar").bounding_box()
+        for row in first.get_by_test_id("waterfall-stage").all()
+    }
+    assert all(box is not None and box["width"] > 0 for box in bars.values())
+    assert bars["speaking"]["x"] >= bars["send"]["x"] >= bars["synthesis"]["x"]
+    assert bars["speaking"]["x"] == pytest.approx(bars["send"]["x"] + bars["send"]["width"], abs=4)
+
+    send_text(page, "and time this one", press_enter=True)
+    expect(waterfalls).to_have_count(2, timeout=15_000)
+    expect(page.get_by_test_id("timed-turn-count")).to_have_text("2")
+    second = stage_ms(waterfalls.last)
+    summary = page.get_by_test_id("turn-summary")
+    expect(summary).to_be_visible()
+    for stage in ("agent", "speaking", "response"):
+        values = sorted(
+            stages[stage]
+            for stages in (
+                metrics["metrics"]["stages"],
+                payload(events_of(page, "turn_metrics").last)["metrics"]["stages"],
+            )
+        )
+        row = summary.locator(f'[data-testid="summary-stage"][data-stage="{stage}"]')
+        expect(row.locator('[data-figure="p50"]')).to_have_text(f"{values[0]} ms")
+        expect(row.locator('[data-figure="max"]')).to_have_text(f"{values[1]} ms")
+    assert set(second) == set(drawn)
+    page.screenshot(path="/tmp/dashboard-waterfall.png", full_page=True)
 
 
 def test_an_agent_without_its_engine_is_offered_disabled(page: Page) -> None:

@@ -427,7 +427,25 @@ def test_a_web_session_is_listed_and_shown_from_the_store(page: Page) -> None:
     # Shown as it was live: the same labels, and its events rebuilt from the store.
     expect(page.get_by_test_id("agent-bubble")).to_have_attribute("data-turn", "1")
     rebuilt = [kind for kind, _ in event_items(page)]
-    assert rebuilt == ["session_started", "transcript_final", "agent_response", "session_ended"]
+    assert rebuilt == [
+        "session_started",
+        "transcript_final",
+        "agent_response",
+        "turn_metrics",
+        "session_ended",
+    ]
+    # The turn's waterfall, drawn from the stored metrics as it was drawn live.
+    waterfall = page.get_by_test_id("turn-waterfall")
+    expect(waterfall).to_have_count(1)
+    expect(waterfall).to_have_attribute("data-turn", "1")
+    stages = waterfall.get_by_test_id("waterfall-stage")
+    expect(stages.first).to_be_visible()
+    shown = [stage.get_attribute("data-stage") for stage in stages.all()]
+    assert shown == ["agent", "generation", "synthesis", "send", "speaking"]
+    stored = payload(events_of(page, "turn_metrics"))["metrics"]["stages"]
+    assert [int(stage.get_attribute("data-ms") or -1) for stage in stages.all()] == [
+        stored[stage] for stage in shown
+    ]
     assert payload(events_of(page, "agent_response"))["text"] == "You said: hello list"
     expect(events_of(page, "session_ended")).to_contain_text("client_ended")
     expect(page.get_by_test_id("session-id")).to_have_text(session_id)

@@ -155,3 +155,37 @@ def test_session_list_counts_agent_turns_and_the_cut_ones(admin_client, recorded
     listing = admin_client.get(reverse("admin:sessions_app_session_changelist")).content.decode()
     assert "turns (cut)" in listing.lower()
     assert "4 (2)" in listing
+
+
+def test_agent_turns_show_their_timings_and_the_session_its_p50_and_max(admin_client):
+    session = Session.objects.create(agent=Agent.objects.get(name="rules"))
+    for seq, agent_ms in [(1, 100), (2, 300), (3, 200)]:
+        Utterance.objects.create(
+            session=session,
+            role="agent",
+            seq=seq,
+            text="Hello.",
+            turn_metrics={
+                "cut_by": "",
+                "end_of_turn": None,
+                "marks": {"transcript_final": 0, "first_token": agent_ms},
+                "stages": {"agent": agent_ms, "response": agent_ms},
+                "barge_ins": [
+                    {
+                        "outcome": "resumed",
+                        "source": None,
+                        "marks": {"onset": 0, "pause": 40, "resume": 400},
+                        "stages": {"pause": 40, "decision": 360, "silenced": 40},
+                    }
+                ]
+                if seq == 3
+                else [],
+            },
+        )
+
+    page = admin_client.get(change_url(session)).content.decode()
+
+    assert "agent 100 · response 100 ms" in page
+    assert "barge-in resumed: pause 40, decision 360, silenced 40 ms" in page
+    assert "agent 200 / 300 · response 200 / 300 ms over 3 turns" in page
+    assert admin_client.get(reverse("admin:sessions_app_session_add")).status_code == 200

@@ -219,6 +219,10 @@ async def test_detail_after_a_conversation_with_a_tool_call(operator_client, str
     utterances = [(u["role"], u["seq"], u["text"]) for u in body["utterances"]]
     assert utterances == [("user", 1, said), ("agent", 2, reply["text"])]
     assert reply["text"].startswith("Order 12345 is ")
+    # The reply carries its turn's metrics as the turn_metrics event gave them; the caller's
+    # utterance none.
+    sent = next(event for event in live.events if event["type"] == "turn_metrics")
+    assert [u["turn_metrics"] for u in body["utterances"]] == [None, sent["metrics"]]
 
     [task] = body["tasks"]
     assert task["status"] == Task.Status.SUCCEEDED

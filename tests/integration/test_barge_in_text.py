@@ -20,10 +20,16 @@ async def start_gated_reply(client) -> None:
     assert "".join(event["delta"] for event in deltas) == HEARD
 
 
-async def assert_barge_in_recorded(client, barge_in: dict, source: str) -> None:
+async def assert_barge_in_recorded(
+    client, barge_in: dict, source: str, metrics: dict | None = None
+) -> None:
+    """`barge_in` cut the reply, then came the turn's metrics (`metrics` if already read)."""
     assert barge_in["type"] == "barge_in"
     assert barge_in["source"] == source
     assert barge_in["heard_text"] == HEARD
+    metrics = metrics or await client.receive_turn_metrics()
+    assert metrics["cut_by"] == source
+    assert [(b["outcome"], b["source"]) for b in metrics["barge_ins"]] == [("confirmed", source)]
     assert await client.communicator.receive_nothing(timeout=0.2)
     agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")
     assert agent.interrupted is True
@@ -50,9 +56,10 @@ async def test_non_final_text_barges_in_before_its_partial(stream, gated_agent):
     await client.send(type="text", text="wait", final=False)
 
     barge_in = await client.receive()
+    metrics = await client.receive_turn_metrics()
     partial = await client.receive()
     assert partial["type"] == "transcript_partial" and partial["text"] == "wait"
-    await assert_barge_in_recorded(client, barge_in, "text")
+    await assert_barge_in_recorded(client, barge_in, "text", metrics)
 
 
 async def test_next_turn_context_holds_only_what_was_heard(stream, gated_agent):
@@ -91,6 +98,7 @@ async def test_ending_mid_reply_stores_what_was_heard(stream, gated_agent):
 
     await client.send(type="end")
 
+    assert (await client.receive_turn_metrics())["cut_by"] == "session_end"
     ended = await client.receive()
     assert ended["type"] == "session_ended"
     agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")

@@ -62,7 +62,7 @@ async def test_after_a_voice_turn_the_engines_timings_and_errors_are_exposed(
     await send_audio(client, silence(300) + speech_pcm(SENTENCE) + silence(1000), real_time=True)
     await client.receive_until("transcript_final", timeout=30)
     seen = []
-    while not seen or seen[-1].get("type") != "playback_completed":
+    while not seen or seen[-1].get("type") != "turn_metrics":
         event = await client.receive_any(timeout=30)
         if isinstance(event, dict):
             seen.append(event)
@@ -83,6 +83,12 @@ async def test_after_a_voice_turn_the_engines_timings_and_errors_are_exposed(
     assert grew("voice_errors_total", code="invalid_json") == 1
     assert after[("voice_live_sessions", ())] >= 1
     assert after[("voice_event_loop_lag_seconds_count", ())] >= 1
+    # The turn's waterfall, one observation a stage, as the turn_metrics event said.
+    stages = seen[-1]["metrics"]["stages"]
+    assert set(stages) >= {"end_of_turn", "recognition", "agent", "synthesis", "speaking"}
+    for stage, ms in stages.items():
+        assert grew("voice_turn_stage_seconds_count", stage=stage) == 1, stage
+        assert grew("voice_turn_stage_seconds_sum", stage=stage) == pytest.approx(ms / 1000)
 
     # Declared for the turn-taking pipeline to feed: listed, with their help, already.
     body = (await async_client.get("/metrics", headers=bearer(api_token))).content.decode()

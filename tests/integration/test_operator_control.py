@@ -25,6 +25,7 @@ class OperatorControlTests:
         barge_in = await client.receive()
         assert barge_in["type"] == "barge_in"
         assert (barge_in["source"], barge_in["heard_text"]) == ("operator", HEARD)
+        assert (await client.receive_turn_metrics())["cut_by"] == "operator"
         assert await client.communicator.receive_nothing(timeout=0.2)
 
     async def test_rest_end_ends_the_live_session(self, stream, gated_agent, operator_client):
@@ -34,6 +35,7 @@ class OperatorControlTests:
         response = await operator_client.post(f"/api/sessions/{client.session.id}/end")
 
         assert response.status_code == 200
+        assert (await client.receive_turn_metrics())["cut_by"] == "session_end"
         ended = await client.receive()
         assert (ended["type"], ended["reason"]) == ("session_ended", "operator_ended")
         closed = await client.communicator.receive_output(timeout=1)
@@ -83,6 +85,7 @@ class TestAdminActions:
         assert response.status_code == 302
         barge_in = await client.receive()
         assert (barge_in["type"], barge_in["source"]) == ("barge_in", "operator")
+        assert (await client.receive_turn_metrics())["cut_by"] == "operator"
 
         await admin.post(changelist, {"action": "end_sessions", **selected})
         ended = await client.receive()

@@ -100,6 +100,7 @@ async def test_a_flood_of_finals_never_delays_another_sessions_barge_in(
     assert seen[-1]["source"] == "speech"
     assert engine.pool.queued() == QUEUE, "the barge-in came while every final still waited"
     if talk_over == STOP:
+        assert (await talker.receive_turn_metrics(WAIT_S))["cut_by"] == "speech"  # the cut turn's
         refusal = await talker.receive(WAIT_S)
         assert (refusal["type"], refusal["code"]) == ("error", "stt_overloaded")
 

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from sessions_app.models import Utterance
 from tests.speech import frames, silence, speech_pcm, vocal_burst
 from tests.unit.test_stt_engines import words
+from tests.unit.test_turn_metrics import assert_in_order
 
 
 def barge_ins(outcome: str) -> float:
@@ -126,6 +127,13 @@ async def test_a_vocal_burst_pauses_the_reply_which_then_completes_whole(stream,
     # heard again after the resume, never the paused gap.
     whole = len(REPLY.split()) * MS_PER_WORD
     assert whole - 40 <= seen[-1]["played_ms"] <= whole + MS_PER_WORD + 40
+    # A false alarm: paused at the burst's onset, resumed, and the reply played to its end.
+    metrics = (await read_until(client, of_type("turn_metrics")))[-1]["metrics"]
+    assert_in_order(metrics)
+    assert metrics["cut_by"] == "" and "playback_end" in metrics["marks"]
+    assert {"resumed"} == {barge_in["outcome"] for barge_in in metrics["barge_ins"]}
+    assert all("resume" in barge_in["marks"] for barge_in in metrics["barge_ins"])
+    assert stored.turn_metrics == metrics
 
 
 async def test_okay_over_the_reply_is_stored_as_a_backchannel_and_the_reply_goes_on(stream, voices):
@@ -153,6 +161,10 @@ async def test_okay_over_the_reply_is_stored_as_a_backchannel_and_the_reply_goes
     assert stored.text == REPLY and not stored.interrupted
     said = await Utterance.objects.aget(session_id=client.session.id, role="user", backchannel=True)
     assert "okay" in words(said.text)
+    metrics = (await read_until(client, of_type("turn_metrics")))[-1]["metrics"]
+    assert_in_order(metrics)
+    assert metrics["barge_ins"][-1]["outcome"] == "backchannel"
+    assert {"pause", "decision", "silenced"} <= set(metrics["barge_ins"][-1]["stages"])
 
 
 async def test_stop_over_the_reply_cuts_it_and_is_answered(stream, voices):
@@ -162,10 +174,35 @@ async def test_stop_over_the_reply_cuts_it_and_is_answered(stream, voices):
 
     caller.say(speech_pcm("stop"))
     seen = await read_until(client, of_type("barge_in"))
+    cut = (await read_until(client, of_type("turn_metrics")))[-1]
     after = await read_until(
         client, lambda item: item["type"] == "agent_response" and item["final"]
     )
+    answered = (await read_until(client, of_type("turn_metrics")))[-1]
     await caller.close()
+
+    # The cut turn: paused at the onset of "stop", confirmed, stopped.
+    assert cut["turn"] == seen[-1]["turn"]
+    assert_in_order(cut["metrics"])
+    (barge_in,) = [b for b in cut["metrics"]["barge_ins"] if b["outcome"] == "confirmed"]
+    assert barge_in["source"] == "speech"
+    assert set(barge_in["marks"]) == {"onset", "pause", "confirm", "stop"}
+    # The spoken turn that answered it: every stage from the last voiced frame to playback.
+    assert answered["turn"] == cut["turn"] + 1
+    assert_in_order(answered["metrics"])
+    assert set(answered["metrics"]["stages"]) == {
+        "end_of_turn",
+        "recognition",
+        "agent",
+        "generation",
+        "synthesis",
+        "send",
+        "speaking",
+        "response",
+    }
+    # Ended at its first pause (an interjection), or, once a partial had cut the reply, as
+    # any turn is.
+    assert answered["metrics"]["end_of_turn"]["reason"] in ("interjection", "words", "silence")
 
     names = kinds(seen)
     assert names.index("playback_paused") < names.index("barge_in")
@@ -176,8 +213,9 @@ async def test_stop_over_the_reply_cuts_it_and_is_answered(stream, voices):
     )
     assert "stop" in words(final["text"]) and final["backchannel"] is False
     assert barge_ins("confirmed") == confirmed + 1
-    stored = await agent_utterance(client)
+    stored = await Utterance.objects.aget(pk=cut["utterance_id"])  # the answer is stored too
     assert stored.interrupted and stored.interrupted_by == "speech"
+    assert stored.turn_metrics == cut["metrics"]
     assert REPLY.startswith(stored.heard_text)
 
 

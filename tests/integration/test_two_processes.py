@@ -103,6 +103,7 @@ async def test_operator_on_b_interrupts_and_ends_a_session_held_by_a(servers):
         barge_in = seen[-1]
         assert barge_in["source"] == "operator"
         assert barge_in["heard_text"] and len(barge_in["heard_text"]) < len(LONG_SAY)
+        assert (await stream.next())["type"] == "turn_metrics"  # the cut turn's, last
         with pytest.raises(TimeoutError):
             await stream.next(timeout=0.3)  # no audio after the barge-in
 

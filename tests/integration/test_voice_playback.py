@@ -21,6 +21,7 @@ from agents_app.speech.tts.espeak import synthesize_blocking
 from sessions_app.models import Session, Utterance
 from tests.conftest import latest_task
 from tests.speech import frames, speech_pcm
+from tests.unit.test_turn_metrics import assert_in_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,12 +61,17 @@ async def start_speaking(client, text: str = LONG_SAY, frames_heard: int = 10) -
             received += 1
 
 
-async def assert_cut(client, barge_in: dict, source: str) -> None:
-    """The barge-in reports what was heard, and no audio frame follows it."""
+async def assert_cut(client, barge_in: dict, source: str, metrics: dict | None = None) -> None:
+    """The barge-in reports what was heard, the turn's metrics follow it (`metrics`, if the
+    test read them already), and no audio frame."""
     assert barge_in["type"] == "barge_in" and barge_in["source"] == source
     assert 0 < barge_in["played_ms"] < 300 * len(REPLY.split())
     assert barge_in["heard_text"] and REPLY.startswith(barge_in["heard_text"])
     assert len(barge_in["heard_text"]) < len(REPLY)
+    metrics = metrics or await client.receive_turn_metrics()
+    assert_in_order(metrics)
+    assert metrics["cut_by"] == source and metrics["barge_ins"][-1]["outcome"] == "confirmed"
+    assert {"first_frame", "first_audio"} <= set(metrics["marks"])
     assert await client.communicator.receive_nothing(timeout=0.3), "audio after barge_in"
     agent = await Utterance.objects.aget(session_id=client.session.id, role="agent")
     assert (agent.interrupted, agent.heard_text) == (True, barge_in["heard_text"])
@@ -188,8 +194,9 @@ async def test_non_final_text_stops_playback(stream, silent_voice):
     await start_speaking(client)
     await client.send(type="text", text="wait", final=False)
     barge_in = (await collect_until(client, "barge_in"))[-1]
+    metrics = await client.receive_turn_metrics()
     assert (await client.receive())["type"] == "transcript_partial"
-    await assert_cut(client, barge_in, "text")
+    await assert_cut(client, barge_in, "text", metrics)
 
 
 async def test_operator_endpoint_stops_playback(stream, silent_voice, operator_client):

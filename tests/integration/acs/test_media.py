@@ -24,6 +24,7 @@ from tests.integration.acs.conftest import (
     pcm_of,
 )
 from tests.speech import frames, silence, speech_pcm, vocal_burst
+from tests.unit.test_turn_metrics import assert_in_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -185,6 +186,17 @@ async def test_caller_is_heard_answered_in_acs_audio_and_can_talk_over_it(
     assert agent.interrupted and agent.heard_text == barge_in["heard_text"]
     assert len(agent.heard_text) < len(agent.text)
 
+    # The phone turn's waterfall: from the caller's last voiced frame to the cut, in order.
+    metrics = (await media.watcher.receive_until("turn_metrics"))[-1]["metrics"]
+    assert_in_order(metrics)
+    assert {"last_voiced", "end_of_turn", "first_token", "first_audio", "first_frame"} <= set(
+        metrics["marks"]
+    )
+    assert metrics["end_of_turn"]["reason"] in ("model", "words", "silence")
+    assert metrics["barge_ins"][-1]["outcome"] == "confirmed"
+    assert metrics["barge_ins"][-1]["source"] == "speech"
+    assert agent.turn_metrics == metrics
+
 
 async def test_silent_audio_frames_without_data_keep_the_call_going(call, settings):
     settings.STT_ENGINE = "pocketsphinx"
@@ -212,6 +224,16 @@ async def test_the_agent_greets_the_caller_and_the_greeting_can_be_cut(call, set
     assert (barge_in["turn"], barge_in["source"]) == (1, "dtmf")
     stored = await Utterance.objects.aget(session_id=media.session.id, role="agent")
     assert stored.text.startswith("Hello! Press 1") and stored.interrupted_by == "dtmf"
+    # A greeting has no caller moments; the key press cut it with no pause before.
+    metrics = (await media.watcher.receive_until("turn_metrics"))[-1]["metrics"]
+    assert_in_order(metrics)
+    assert {"last_voiced", "transcript_final"}.isdisjoint(metrics["marks"])
+    (cut,) = metrics["barge_ins"]
+    assert (cut["outcome"], cut["source"], cut["marks"]["onset"]) == (
+        "confirmed",
+        "dtmf",
+        cut["marks"]["confirm"],
+    )
 
 
 async def test_a_false_alarm_stops_acs_audio_and_the_reply_then_plays_on(call, settings):
