@@ -160,14 +160,23 @@ class TestPocketsphinx(RecognizerContract):
 
     @pytest.fixture
     def created_decoders(self, monkeypatch) -> list[Decoder]:
-        """Every decoder made from now on; the idle pool starts empty and is restored after."""
+        """Every decoder made from now on; the idle pool starts empty and is restored after.
+
+        The pool takes back only these: a session of an earlier test still running on a
+        background loop (tests/loop_thread.py) may hand its own decoder back at any moment,
+        and a later take from the pool would get that one instead of the test's."""
         created: list[Decoder] = []
+
+        class TestsOwnPool(list):
+            def append(self, decoding) -> None:
+                if any(decoding.decoder is decoder for decoder in created):
+                    super().append(decoding)
 
         def counting_decoder(**config: object) -> Decoder:
             created.append(Decoder(**config))
             return created[-1]
 
-        monkeypatch.setattr(engine, "_idle", [])
+        monkeypatch.setattr(engine, "_idle", TestsOwnPool())
         monkeypatch.setattr(engine, "Decoder", counting_decoder)
         return created
 
