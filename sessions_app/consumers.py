@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from sessions_app import events, log_context, shutdown, store
@@ -40,6 +43,7 @@ from sessions_app.acs.media import (
 )
 from sessions_app.acs.tokens import AcsTokenRefused, verify_acs_request
 from sessions_app.control import LAYER_OUTAGES, ControlReceiver, WatcherFeed
+from sessions_app.dispatch import dispatch_messages
 from sessions_app.events import ErrorCode, Event, EventStream
 from sessions_app.models import Session, group_name, watch_group_name
 from sessions_app.pipeline.turns import AlreadyConnected, Conversation, SessionClosed
@@ -103,7 +107,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         if self.transport is not None:
             self.transport.close_oversized_frames_cleanly()
         try:
-            await super().__call__(scope, receive, self._send_while_open(send))
+            await self._consume(scope, receive, self._send_while_open(send))
         except asyncio.CancelledError:
             await self.end_session("server_shutdown", close_code=shutdown.CLOSE_SHUTDOWN)
             raise
@@ -114,6 +118,17 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             shutdown.untrack(self)
             if self._ending is not None:
                 await asyncio.wait([self._ending])
+
+    async def _consume(self, scope, receive, send: Send) -> None:
+        """channels' `AsyncConsumer.__call__`, with a leaner message loop (sessions_app.dispatch:
+        50 audio frames a second per caller make its per-message cost count)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await dispatch_messages(receive, self.channel_receive, self.dispatch)
 
     def _send_while_open(self, send: Send) -> Send:
         """The one place sends after close are dropped: a reply's task or a late event may
