@@ -29,17 +29,30 @@ async def dispatch_messages(receive: Receive, channel_receive: Receive, dispatch
     assert consumer_task is not None
     relay_failure: list[BaseException] = []
 
+    def fail(exc: BaseException) -> None:
+        """Hand the relay's exception to the consumer's task, as if that task raised it. Call
+        holding the lock: the consumer is then between handlers, never in one."""
+        if relay.cancelling():  # a layer's client may turn the relay's cancel into an error
+            raise asyncio.CancelledError() from exc
+        relay_failure.append(exc)
+        consumer_task.cancel()
+
     async def relay_channel_layer() -> None:
-        try:
-            while True:
+        while True:
+            try:
                 message = await channel_receive()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
                 async with turn:
+                    return fail(exc)
+            async with turn:
+                try:
                     await dispatch(message)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # the consumer's to handle, as if its own task raised it
-            relay_failure.append(exc)
-            consumer_task.cancel()
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:
+                    return fail(exc)
 
     relay = asyncio.create_task(relay_channel_layer())
     try:
@@ -48,9 +61,8 @@ async def dispatch_messages(receive: Receive, channel_receive: Receive, dispatch
             async with turn:
                 await dispatch(message)
     except asyncio.CancelledError:
-        if not relay_failure:
-            raise
-        consumer_task.uncancel()
+        if not relay_failure or consumer_task.uncancel() > 0:
+            raise  # cancelled from outside too: a cancel stays a cancel
         raise relay_failure[0] from None
     finally:
         relay.cancel()

@@ -393,12 +393,6 @@ class SourceThatLosesItsConnection(Source):
             raise RedisConnectionError("Connection closed by server.") from None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch.py's relay takes the ConnectionError its own cancel became for a failure "
-    "and cancels the consumer's task again, mid `await asyncio.wait([relay])`: the disconnect "
-    "leaves as CancelledError (read as a server shutdown) with the task left cancelling",
-)
 async def test_a_disconnect_stays_a_disconnect_when_the_layer_turns_its_cancel_into_an_error(
     client, handler
 ):
