@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import openai
 from django.conf import settings
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agents_app.errors import (
     ProviderError,
@@ -36,7 +38,7 @@ MAX_TOOL_ROUNDS = 4
 
 def translate_openai_error(exc: openai.OpenAIError, role: str) -> ProviderError:
     """Map the SDK's exceptions onto the provider error taxonomy."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
         return ProviderTimeout("OpenAI did not answer in time", role=role)
     if isinstance(exc, openai.APIConnectionError):
         return ProviderUnavailable("could not reach OpenAI", role=role)
@@ -51,6 +53,19 @@ def translate_openai_error(exc: openai.OpenAIError, role: str) -> ProviderError:
             f"OpenAI refused the request ({status}){hint}", role=role, status=status
         )
     return ProviderUnavailable(f"OpenAI call failed ({type(exc).__name__})", role=role)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a timeout the SDK reports was one: its aiohttp transport reports every lost
+    connection (refused, reset, closed by the server) as a connect timeout."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, asyncio.TimeoutError):  # aiohttp's own timeouts are these too
+            return True
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return False
+        cause = cause.__cause__
+    return True
 
 
 def openai_unconfigured() -> str | None:
@@ -99,7 +114,9 @@ def _new_client(api_key: str, base_url: str | None, timeout: float) -> openai.As
         base_url=base_url,
         max_retries=0,
         timeout=timeout,
-        http_client=openai.DefaultAsyncHttpxClient(verify=tls_context()),
+        # aiohttp, not httpx, underneath: a third of httpx's event-loop time per request and
+        # per streamed chunk (bench/load.py, py-spy at 128-160 sessions).
+        http_client=openai.DefaultAioHttpClient(verify=tls_context()),
     )
 
 
@@ -152,13 +169,23 @@ class OpenAIStrategy:
         raise ProviderRejected("the model kept calling tools without answering", role="agent")
 
     async def _open_stream(self, conversation: list[dict[str, Any]], tools: ToolBox) -> Any:
-        options: dict[str, Any] = {"tools": tools.specs()} if tools.tools else {}
+        body: dict[str, Any] = {
+            "model": self.spec.model or settings.OPENAI_MODEL,
+            "messages": conversation,
+            "stream": True,
+        }
+        if tools.tools:
+            body["tools"] = tools.specs()
         try:
-            return await self.client.chat.completions.create(
-                model=self.spec.model or settings.OPENAI_MODEL,
-                messages=conversation,
+            # The SDK's plain POST: `chat.completions.create` first walks every message through
+            # its typed-parameter transform (typing introspection per field), the largest cost
+            # of a turn on the event loop; these are plain JSON dicts already.
+            return await self.client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=ChatCompletion,
                 stream=True,
-                **options,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
             )
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc, "agent") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -271,3 +272,25 @@ async def test_a_barge_in_stops_the_model_stream_and_the_model_hears_what_was_sa
         {"role": "assistant", "content": "Let me check "},
         {"role": "user", "content": "go on"},
     ]
+
+
+async def test_a_server_that_cannot_be_reached_is_unavailable_not_a_timeout(
+    settings, fake_openai, openai_stream
+):
+    """The SDK's aiohttp transport reports a refused connection as a connect timeout; the
+    caller is told the agent is unreachable, which is what happened."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens once it is closed
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
+    client = await openai_stream()
+
+    events = await say_until_error(client, "hello?")
+
+    error = events[-1]
+    assert (error["code"], error["retryable"], error["source"]) == (
+        "agent_unavailable",
+        True,
+        "agent",
+    )
+    assert "could not reach OpenAI" in error["message"]
