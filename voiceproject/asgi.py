@@ -19,7 +19,7 @@ from agents_app.speech.stt import warm_up_recognizer  # noqa: E402
 from agents_app.speech.turn import warm_up_turn_model  # noqa: E402
 from sessions_app.vad import VoiceDetection  # noqa: E402
 from voiceproject.access_log import mask_daphne_access_log  # noqa: E402
-from voiceproject.gc_tuning import tune_for_serving  # noqa: E402
+from voiceproject.interpreter import tune_for_serving  # noqa: E402
 from voiceproject.routing import (  # noqa: E402
     acs_websocket_urlpatterns,
     browser_websocket_urlpatterns,

@@ -1,10 +1,15 @@
-"""The collector is tuned once the application is loaded (voiceproject.gc_tuning)."""
+"""The collector is tuned once the application is loaded (voiceproject.interpreter)."""
 
 from __future__ import annotations
 
 import gc
+import sys
 
-from voiceproject.gc_tuning import YOUNG_GENERATION_THRESHOLD, tune_for_serving
+from voiceproject.interpreter import (
+    SWITCH_INTERVAL_S,
+    YOUNG_GENERATION_THRESHOLD,
+    tune_for_serving,
+)
 
 
 def test_the_loaded_application_is_frozen_out_of_scans_and_the_young_generation_grows():
@@ -13,6 +18,7 @@ def test_the_loaded_application_is_frozen_out_of_scans_and_the_young_generation_
 
     assert gc.get_freeze_count() > 10_000  # Django, channels, the SDKs: never scanned again
     assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+    assert sys.getswitchinterval() == SWITCH_INTERVAL_S
 
 
 def test_tuning_again_freezes_what_exists_now_and_keeps_the_older_thresholds():
