@@ -31,7 +31,11 @@ SAMPLE_BYTES = 2
 
 class VoiceActivityDetector(Protocol):
     """Scores one frame of 16 kHz PCM16 mono audio; engines keep state between frames, so a
-    stream has its own engine and asks about one frame at a time."""
+    stream has its own engine and asks about one frame at a time.
+
+    An engine that can often answer without waiting also offers `score_now(frame)`: the
+    probability, or None when only `speech_probability` can tell (then called with the same
+    frame, next). SpeechDetector uses it where present, to spare quiet audio a task switch."""
 
     frame_samples: int
 
@@ -74,8 +78,11 @@ class WebRtcVad:
         _check_frame(frame, self.frame_samples)
         return self._vad.is_speech(frame, SAMPLE_RATE)
 
-    async def speech_probability(self, frame: bytes) -> float:
+    def score_now(self, frame: bytes) -> float:
         return 1.0 if self.is_voiced(frame) else 0.0
+
+    async def speech_probability(self, frame: bytes) -> float:
+        return self.score_now(frame)
 
     def reset(self) -> None:
         # webrtcvad adapts its noise estimate over the stream; a new instance starts clean.
@@ -139,8 +146,10 @@ class HybridVad:
         self.reset_after_frames = reset_after_frames
         self._gate_bytes = self.gate.frame_samples * SAMPLE_BYTES
         self._closed_frames = 0
+        self._opened_by: bytes | None = None  # the frame score_now found the gate open for
 
-    async def speech_probability(self, frame: bytes) -> float:
+    def score_now(self, frame: bytes) -> float | None:
+        """0.0 if the gate is closed; None if it opened (Silero must score the frame)."""
         _check_frame(frame, self.frame_samples)
         if not self.gate.is_voiced(frame[: self._gate_bytes]):
             self._closed_frames += 1
@@ -148,12 +157,21 @@ class HybridVad:
                 self.confirm.reset()
             return 0.0
         self._closed_frames = 0
+        self._opened_by = frame
+        return None
+
+    async def speech_probability(self, frame: bytes) -> float:
+        opened, self._opened_by = self._opened_by is frame, None
+        if not opened and self.score_now(frame) is not None:  # the gate is asked once a frame
+            return 0.0
+        self._opened_by = None
         return await self.confirm.speech_probability(frame)
 
     def reset(self) -> None:
         self.gate.reset()
         self.confirm.reset()
         self._closed_frames = 0
+        self._opened_by = None
 
 
 VAD_ENGINES: dict[str, Callable[[SileroBatcher | None], VoiceActivityDetector]] = {
@@ -303,8 +321,28 @@ class SpeechDetector:
 
     async def process(self, pcm: bytes) -> list[SpeechEvent]:
         """Score every whole frame now available; a partial frame waits for the next call."""
+        events, unscored = self.process_now(pcm)
+        return events + await self.score(unscored)
+
+    def process_now(self, pcm: bytes) -> tuple[list[SpeechEvent], list[bytes]]:
+        """`process` as far as it goes without waiting: the events of the frames scored, and
+        the frames from the first the engine could not score now, which must go to `score`
+        (in order, before the next call) to finish."""
         events: list[SpeechEvent] = []
-        for frame in self.frames(pcm):
+        frames = self.frames(pcm)
+        score_now = getattr(self.vad, "score_now", None)
+        for index, frame in enumerate(frames):
+            probability = None if score_now is None else score_now(frame)
+            if probability is None:
+                return events, frames[index:]
+            if (event := self.decide(probability)) is not None:
+                events.append(event)
+        return events, []
+
+    async def score(self, frames: list[bytes]) -> list[SpeechEvent]:
+        """Score `frames` (the rest of `process_now`'s) with the engine, in order."""
+        events: list[SpeechEvent] = []
+        for frame in frames:
             event = self.decide(await self.vad.speech_probability(frame))
             if event is not None:
                 events.append(event)

@@ -71,6 +71,9 @@ class Listening:
     async def on_audio_time(self, now_ms: int) -> None:
         await self._run(self._turn_taking.audio(now_ms))
 
+    def wants_audio_time(self) -> bool:
+        return self._turn_taking.runs_a_clock
+
     async def on_turn_check(self, now_ms: int, check: TurnCheck) -> None:
         await self._run(
             self._turn_taking.turn_check(now_ms, check.paused_at_ms, check.probability, check.words)

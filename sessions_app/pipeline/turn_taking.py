@@ -280,6 +280,11 @@ class TurnTaker:
             return []
         return self._end(EndOfTurn("silence", self.config.max_silence_ms))
 
+    @property
+    def runs_a_clock(self) -> bool:
+        """Whether `audio` can have anything to say: a held answer or speech is being timed."""
+        return self._held_since is not None or self._speech_from is not None
+
     def audio(self, now_ms: int) -> list[Command]:
         """Time passes (each chunk of caller audio): limits that run on the clock."""
         if self._held_since is not None and now_ms - self._held_since >= self.config.max_silence_ms:

@@ -67,6 +67,9 @@ class Finals:
 
         return ignore
 
+    def wants_audio_time(self) -> bool:
+        return False
+
     async def on_final(self, transcript: Transcript, start_ms: int, end_ms: int) -> None:
         self.done.set()
 
