@@ -143,7 +143,8 @@ class RecognitionWorker:
         self._queued_bytes = 0
         self._max_queued_bytes = sample_rate * 2 * max_queued_ms // 1000
         self._received_ms = 0.0  # stream time of the audio handed to the detector
-        self._pre_roll = bytearray()
+        self._pre_roll = bytearray()  # its last `_pre_roll_bytes` are the pre-roll
+        self._pre_roll_bytes = INPUT_RATE * 2 * (PRE_ROLL_MS + settings.VAD_MIN_SPEECH_MS) // 1000
         self._speech_start_ms: int | None = None
         self._onset_chunk = False  # the chunk that confirmed speech went in with the pre-roll
         self._utterance = bytearray()  # the current utterance's audio, for the turn model
@@ -369,10 +370,11 @@ class RecognitionWorker:
         self._continuing = False
         await self._listener.on_speech_started(offset_ms)
         lead = self._previous if self._continuing else b""
-        onset = StreamMap([(0.0, self._received_ms - _ms(len(self._pre_roll)))])
+        pre_roll = self._pre_roll[-self._pre_roll_bytes :]
+        onset = StreamMap([(0.0, self._received_ms - _ms(len(pre_roll)))])
         self._heard = self._previous_map.followed_by(_ms(len(lead)), onset) if lead else onset
         self._utterance_cut_ms = 0.0
-        self._utterance = bytearray(lead + self._pre_roll)
+        self._utterance = bytearray(lead + pre_roll)
         if self._recognizer is not None:
             await self._recognizer.start_utterance()
             self._onset_chunk = True
@@ -384,5 +386,5 @@ class RecognitionWorker:
 
     def _keep_pre_roll(self, pcm: bytes) -> None:
         self._pre_roll += pcm
-        limit = INPUT_RATE * 2 * (PRE_ROLL_MS + settings.VAD_MIN_SPEECH_MS) // 1000
-        del self._pre_roll[:-limit]
+        if len(self._pre_roll) > 2 * self._pre_roll_bytes:  # trimmed now and then, not per frame
+            del self._pre_roll[: -self._pre_roll_bytes]
