@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -37,6 +38,8 @@ from sessions_app.tokens import issue_token
 View = Callable[..., Awaitable[JsonResponse]]
 HEALTH_TIMEOUT_S = 2.0
 
+logger = logging.getLogger(__name__)
+
 
 def error_response(code: ErrorCode, message: str, status: int) -> JsonResponse:
     return JsonResponse(events.error(code, message, "api"), status=status)
@@ -46,6 +49,19 @@ def refusal_response(refused: AccessRefused) -> JsonResponse:
     response = error_response(refused.code, refused.message, refused.status)
     if refused.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def database_unavailable_response(exc: OperationalError) -> JsonResponse:
+    """The database refused or dropped the connection: a 503 the client may retry, not a
+    crash page. Each request in flight holds a connection of its own (Django runs an async
+    view's queries on a thread of its own), so a burst of requests can meet PostgreSQL's
+    `max_connections` (bench/load.py: 160 sessions opened in a second over two processes)."""
+    logger.warning("database unavailable (%s): %s", type(exc).__name__, str(exc)[:200])
+    response = error_response(
+        ErrorCode.STORAGE_FAILED, "the database is unavailable or at its connection limit", 503
+    )
+    response["Retry-After"] = "1"
     return response
 
 
@@ -69,6 +85,8 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 return await view(request, *args, **kwargs)
             except AccessRefused as refused:
                 return refusal_response(refused)
+            except OperationalError as exc:
+                return database_unavailable_response(exc)
 
         return csrf_exempt(wrapper)
 

@@ -370,3 +370,29 @@ async def test_token_of_another_session_is_refused(async_client):
     assert refused["type"] == "error"
     assert refused["code"] == "unauthorized"
     assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def test_a_database_at_its_connection_limit_is_a_503_to_retry_not_a_crash(
+    async_client, monkeypatch
+):
+    """PostgreSQL refuses connections past `max_connections` (a burst of sessions opened at
+    once over several processes did it): the client reads why and when to try again."""
+    from django.db import OperationalError
+
+    from agents_app.models import Agent
+
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise OperationalError("FATAL:  sorry, too many clients already")
+
+    monkeypatch.setattr(type(Agent.objects), "afor_session", refused)
+    before = await Session.objects.acount()
+
+    response = await async_client.post(
+        "/api/sessions", {"agent": "echo"}, content_type="application/json"
+    )
+
+    body = assert_api_error(response, 503, "storage_failed")
+    assert body["retryable"] is True
+    assert "connection limit" in body["message"]
+    assert response["Retry-After"] == "1"
+    assert await Session.objects.acount() == before
