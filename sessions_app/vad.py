@@ -161,8 +161,7 @@ class HybridVad:
         return None
 
     async def speech_probability(self, frame: bytes) -> float:
-        opened, self._opened_by = self._opened_by is frame, None
-        if not opened and self.score_now(frame) is not None:  # the gate is asked once a frame
+        if self._opened_by is not frame and self.score_now(frame) is not None:  # once a frame
             return 0.0
         self._opened_by = None
         return await self.confirm.speech_probability(frame)
@@ -296,6 +295,7 @@ class SpeechDetector:
             raise ValueError("onset_ms must be positive and shorter than min_speech_ms")
         self._onset = None if onset_ms is None else onset_ms * SAMPLE_RATE // 1000
         self._frame_bytes = vad.frame_samples * SAMPLE_BYTES
+        self._score_now = getattr(vad, "score_now", None)  # looked up once, not per frame
         self._clear()
 
     def _clear(self) -> None:
@@ -330,7 +330,7 @@ class SpeechDetector:
         (in order, before the next call) to finish."""
         events: list[SpeechEvent] = []
         frames = self.frames(pcm)
-        score_now = getattr(self.vad, "score_now", None)
+        score_now = self._score_now
         for index, frame in enumerate(frames):
             probability = None if score_now is None else score_now(frame)
             if probability is None:

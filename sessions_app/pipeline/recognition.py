@@ -321,7 +321,7 @@ class RecognitionWorker:
         self._received_ms += _ms(len(pcm))
         self._keep_pre_roll(pcm)
         events, unscored = self._detector.process_now(pcm)
-        if events or unscored or self._speech_start_ms is not None or self._onset_chunk:
+        if events or unscored or self._speech_start_ms is not None:
             return _Unheard(pcm, events, unscored)
         if self._listener.wants_audio_time():
             return _Unheard(pcm, [], [])
