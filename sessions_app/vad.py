@@ -23,7 +23,8 @@ from typing import Protocol
 import webrtcvad
 from django.conf import settings
 
-from agents_app.speech.silero import SileroBatcher, initial_state, shared_batcher
+from agents_app.errors import ProviderError
+from agents_app.speech.silero import Answer, SileroBatcher, initial_state, shared_batcher
 
 SAMPLE_RATE = 16000
 SAMPLE_BYTES = 2
@@ -35,7 +36,10 @@ class VoiceActivityDetector(Protocol):
 
     An engine that can often answer without waiting also offers `score_now(frame)`: the
     probability, or None when only `speech_probability` can tell (then called with the same
-    frame, next). SpeechDetector uses it where present, to spare quiet audio a task switch."""
+    frame, next). SpeechDetector uses it where present, to spare quiet audio a task switch.
+    An engine that answers from elsewhere (Silero's thread) may also offer
+    `score_soon(frame, done)`: `done` gets the probability, or the ProviderError, later in the
+    event loop, so a speaking stream's frames need no task to wait for them."""
 
     frame_samples: int
 
@@ -115,6 +119,25 @@ class SileroVad:
             self._state = state
         return probability
 
+    def score_soon(self, frame: bytes, done: Callable[[float | ProviderError], None]) -> None:
+        """`speech_probability` by callback: `done` runs in the event loop once it is known."""
+        _check_frame(frame, self.frame_samples)
+        if self._in_flight:
+            raise RuntimeError("a stream scores one frame at a time")
+        self._in_flight, generation = True, self._generation
+
+        def deliver(answer: Answer) -> None:
+            self._in_flight = False
+            if isinstance(answer, ProviderError):
+                done(answer)
+                return
+            probability, state = answer
+            if generation == self._generation:
+                self._state = state
+            done(probability)
+
+        self._batcher.submit(frame, self._state, deliver)
+
     def reset(self) -> None:
         self._state = initial_state()
         self._generation += 1
@@ -165,6 +188,14 @@ class HybridVad:
             return 0.0
         self._opened_by = None
         return await self.confirm.speech_probability(frame)
+
+    def score_soon(self, frame: bytes, done: Callable[[float | ProviderError], None]) -> None:
+        """`speech_probability` by callback, where the confirming engine offers it."""
+        if self._opened_by is not frame and self.score_now(frame) is not None:
+            done(0.0)
+            return
+        self._opened_by = None
+        self.confirm.score_soon(frame, done)  # type: ignore[attr-defined]
 
     def reset(self) -> None:
         self.gate.reset()
@@ -296,6 +327,7 @@ class SpeechDetector:
         self._onset = None if onset_ms is None else onset_ms * SAMPLE_RATE // 1000
         self._frame_bytes = vad.frame_samples * SAMPLE_BYTES
         self._score_now = getattr(vad, "score_now", None)  # looked up once, not per frame
+        self._score_soon = getattr(vad, "score_soon", None)
         self._clear()
 
     def _clear(self) -> None:
@@ -347,6 +379,41 @@ class SpeechDetector:
             if event is not None:
                 events.append(event)
         return events
+
+    def can_score_soon(self) -> bool:
+        """Whether `score_soon` works with this engine."""
+        return self._score_soon is not None
+
+    def score_soon(
+        self,
+        frames: list[bytes],
+        done: Callable[[list[SpeechEvent], ProviderError | None], None],
+    ) -> None:
+        """`score` by callback (see `can_score_soon`): `done` runs in the event loop with the
+        frames' events once all are decided, or with those so far and the engine's error."""
+        submit = self._score_soon
+        assert submit is not None, "the engine cannot score by callback"
+        score_now = self._score_now
+        events: list[SpeechEvent] = []
+
+        def scored(index: int, answer: float | ProviderError) -> None:
+            if isinstance(answer, ProviderError):
+                done(events, answer)
+                return
+            probability: float | None = answer
+            while True:
+                if (event := self.decide(probability)) is not None:  # type: ignore[arg-type]
+                    events.append(event)
+                index += 1
+                if index == len(frames):
+                    done(events, None)
+                    return
+                probability = None if score_now is None else score_now(frames[index])
+                if probability is None:
+                    submit(frames[index], lambda answer, index=index: scored(index, answer))
+                    return
+
+        submit(frames[0], lambda answer: scored(0, answer))
 
     def frames(self, pcm: bytes) -> list[bytes]:
         """The whole frames `pcm` completes, in order; the rest waits for the next call. Each

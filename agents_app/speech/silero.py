@@ -30,6 +30,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -88,12 +89,15 @@ class SileroModel:
         return probabilities[:, 0], new_states
 
 
+Answer = tuple[float, np.ndarray] | ProviderError
+
+
 @dataclass(frozen=True)
 class _Request:
     pcm: bytes  # one window
     state: np.ndarray
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[tuple[float, np.ndarray]]
+    deliver: Callable[[Answer], None]  # called in `loop`
 
 
 class SileroBatcher:
@@ -111,13 +115,20 @@ class SileroBatcher:
     async def score(self, pcm: bytes, state: np.ndarray) -> tuple[float, np.ndarray]:
         """One stream's window (512 samples, PCM16) and its state: the speech probability
         and the state after it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[float, np.ndarray]] = loop.create_future()
+        self.submit(pcm, state, lambda answer: _settle(future, answer))
+        return await future
+
+    def submit(self, pcm: bytes, state: np.ndarray, deliver: Callable[[Answer], None]) -> None:
+        """`score` without a future: `deliver` gets the answer (the probability and the new
+        state, or a ProviderError) in the calling event loop, with the rest of its batch's
+        answers in one wake-up. A stream that is speaking then costs its task no wake-up per
+        window (bench/load.py: a future and a wake per window were a tenth of the loop)."""
         if len(pcm) != WINDOW_SAMPLES * 2:
             raise ValueError("a window is 512 samples of PCM16")
         self._start()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[float, np.ndarray]] = loop.create_future()
-        self._requests.put(_Request(pcm, state, loop, future))
-        return await future
+        self._requests.put(_Request(pcm, state, asyncio.get_running_loop(), deliver))
 
     def warm_up(self) -> None:
         """Load the model in the background, so the first caller does not wait for it."""
@@ -193,9 +204,6 @@ class SileroBatcher:
             _resolve_by_loop([(request, error)])
 
 
-Answer = tuple[float, np.ndarray] | ProviderError
-
-
 def _resolve_by_loop(answers: list[tuple[_Request, Answer]]) -> None:
     """Hand each answer to its request's event loop: one wake-up per loop, not per window."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Answer]]] = defaultdict(list)
@@ -203,17 +211,24 @@ def _resolve_by_loop(answers: list[tuple[_Request, Answer]]) -> None:
         by_loop[request.loop].append((request, answer))
     for loop, loop_answers in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            loop.call_soon_threadsafe(_set_answers, loop_answers)
+            loop.call_soon_threadsafe(_deliver, loop_answers)
 
 
-def _set_answers(answers: list[tuple[_Request, Answer]]) -> None:
+def _deliver(answers: list[tuple[_Request, Answer]]) -> None:
     for request, answer in answers:
-        if request.future.done():  # its task was cancelled
-            continue
-        if isinstance(answer, ProviderError):
-            request.future.set_exception(answer)
-        else:
-            request.future.set_result(answer)
+        try:
+            request.deliver(answer)
+        except Exception:  # one stream's failure must not keep the others' answers from them
+            logger.exception("a Silero answer could not be delivered")
+
+
+def _settle(future: asyncio.Future[tuple[float, np.ndarray]], answer: Answer) -> None:
+    if future.done():  # its task was cancelled
+        return
+    if isinstance(answer, ProviderError):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
 
 
 @cache

@@ -1,7 +1,9 @@
 """The recognition worker: caller audio → voice detection → speech recognition → the listener.
 
 Audio frames are queued by the consumer and handled in this worker's own task, so a slow
-decoder never delays the consumer (nor, through it, a barge-in). The queue holds at most
+decoder never delays the consumer (nor, through it, a barge-in). What needs no waiting is
+heard as it arrives instead (quiet audio, and speech that only goes on, finished when Silero's
+answer comes), always in order with what the task does. The queue holds at most
 `max_queued_ms` of audio: beyond, `feed` refuses it, and nothing waits without bound (nor is
 decoded after the session ends). Every voice detector event reaches the listener the moment it
 happens; the recognizer also gets the audio from just before the onset, so the first word is
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from django.conf import settings
@@ -100,12 +104,13 @@ class RecognitionListener(Protocol):
 
 @dataclass(frozen=True)
 class _Unheard:
-    """A chunk `feed` began to hear at once and could not finish without waiting: its audio
-    (at 16 kHz) and what the detector made of it so far, finished in the worker's task."""
+    """A chunk `feed` began to hear at once and could not finish without the worker's task:
+    its audio (at 16 kHz) and what the detector made of it so far, finished in the task."""
 
     pcm: bytes
     events: list[object]
     unscored: list[bytes]
+    error: ProviderError | None = None  # the engine failed after `events`
 
 
 def _ms(size: int) -> float:
@@ -140,6 +145,10 @@ class RecognitionWorker:
         self._resample = StreamResampler(sample_rate, INPUT_RATE)
         self._audio: asyncio.Queue[bytes | TurnCheck | _Unheard] = asyncio.Queue()
         self._waiting = False  # the task waits for audio, with nothing queued or under way
+        self._scoring: _Unheard | None = None  # a chunk whose frames the engine scores now
+        self._held: deque[bytes | TurnCheck] = deque()  # what came while it does, in order
+        self._closed = False
+        self._accept_now = getattr(recognizer, "accept_now", None)
         self._queued_bytes = 0
         self._max_queued_bytes = sample_rate * 2 * max_queued_ms // 1000
         self._received_ms = 0.0  # stream time of the audio handed to the detector
@@ -164,21 +173,80 @@ class RecognitionWorker:
         With nothing queued or under way, the chunk is heard at once, as far as that needs no
         waiting: quiet audio (the gate closed, nothing starting or ending) is then done here,
         sparing the worker's task a wake-up per frame (at 50 frames a second a caller, that
-        was a tenth of the event loop under load); the rest goes to the task, in order."""
+        was a tenth of the event loop under load), and so is speech that only goes on (the
+        engine's answer finishes it, see `_scored`); the rest goes to the task, in order."""
         if self._queued_bytes + len(pcm) > self._max_queued_bytes:
             return False
-        if self._waiting and self._audio.empty():
-            try:
-                unheard = self._hear_now(self._resample(pcm))
-            except Exception:  # as the task would: one bad chunk must not deafen the session
-                logger.exception("recognition failed on a chunk of caller audio")
-                unheard = None
-            if unheard is not None:
-                self._audio.put_nowait(unheard)
+        if self._scoring is None and self._waiting and self._audio.empty():
+            self._hear_soon(pcm)
             return True
         self._queued_bytes += len(pcm)
-        self._audio.put_nowait(pcm)
+        self._enqueue(pcm)
         return True
+
+    def _enqueue(self, item: bytes | TurnCheck) -> None:
+        """Queue `item` for the task behind everything before it, a chunk being scored too."""
+        if self._scoring is not None or self._held:
+            self._held.append(item)
+        else:
+            self._audio.put_nowait(item)
+
+    def _hear_soon(self, pcm: bytes) -> None:
+        """Hear a chunk (at the session's rate) without the task where nothing in it needs
+        one: no detector event, no listener clock, a recognizer that only buffers."""
+        try:
+            unheard = self._hear_now(self._resample(pcm))
+            if unheard is None:
+                return
+            if not unheard.events and self._finishes_without_task():
+                if not unheard.unscored:
+                    self._finish_now(unheard.pcm)
+                    return
+                if self._detector.can_score_soon():
+                    self._scoring = unheard
+                    self._detector.score_soon(unheard.unscored, partial(self._scored, unheard))
+                    return
+        except Exception:  # as the task would: one bad chunk must not deafen the session
+            self._scoring = None
+            logger.exception("recognition failed on a chunk of caller audio")
+            return
+        self._audio.put_nowait(unheard)
+
+    def _scored(self, unheard: _Unheard, events: list, error: ProviderError | None) -> None:
+        """The engine's answer for the chunk being scored (in the event loop): finished here
+        if the answer changes nothing, else in the task; then what waited behind it."""
+        self._scoring = None
+        if self._closed:
+            return
+        if error is None and not events and self._finishes_without_task():
+            try:
+                self._finish_now(unheard.pcm)
+            except Exception:
+                logger.exception("recognition failed on a chunk of caller audio")
+        else:
+            self._audio.put_nowait(_Unheard(unheard.pcm, unheard.events + events, [], error))
+        while self._held and self._scoring is None:
+            item = self._held.popleft()
+            if isinstance(item, bytes) and self._waiting and self._audio.empty():
+                self._queued_bytes -= len(item)
+                self._hear_soon(item)
+            else:
+                self._audio.put_nowait(item)
+
+    def _finishes_without_task(self) -> bool:
+        """Whether a chunk with no detector event can be finished outside the task."""
+        if self._recognizer is not None and self._accept_now is None:
+            return False
+        return not self._listener.wants_audio_time()
+
+    def _finish_now(self, pcm: bytes) -> None:
+        """`_finish_hearing`'s end for a chunk with no event (see `_finishes_without_task`)."""
+        if self._onset_chunk:
+            self._onset_chunk = False  # it went in with the pre-roll
+        elif self._speech_start_ms is not None:
+            self._keep_utterance(pcm)
+            if self._accept_now is not None:
+                self._accept_now(pcm)
 
     def _next_queued(self) -> bytes | TurnCheck | _Unheard:
         item = self._audio.get_nowait()
@@ -247,10 +315,10 @@ class RecognitionWorker:
                 probability = await self._turn_model.finished_probability(audio)
             except ProviderError as exc:
                 logger.warning("the end-of-turn model failed (%s): waiting for silence", exc.code)
-            self._audio.put_nowait(TurnCheck(paused_at_ms, probability))
+            self._enqueue(TurnCheck(paused_at_ms, probability))
         if self._recognizer is not None:
             words = await self._recognizer.peek()
-            self._audio.put_nowait(TurnCheck(paused_at_ms, probability, words))
+            self._enqueue(TurnCheck(paused_at_ms, probability, words))
 
     def _cancel_check(self) -> None:
         if self._check is not None:
@@ -260,6 +328,7 @@ class RecognitionWorker:
     async def close(self) -> UnfinishedUtterance | None:
         """Stop listening. Words of an utterance still being spoken are recognised and
         returned, so ending a session mid-sentence loses nothing that was said."""
+        self._closed = True
         self._task.cancel()
         self._cancel_check()
         await asyncio.wait([self._task])
@@ -268,8 +337,13 @@ class RecognitionWorker:
         unfinished = None
         try:
             if self._speech_start_ms is not None:
+                unheard: list[bytes | TurnCheck | _Unheard] = []
                 while not self._audio.empty():  # audio received but not yet heard
-                    item = self._next_queued()
+                    unheard.append(self._next_queued())
+                if self._scoring is not None:  # (while it is, the queue is empty)
+                    unheard.append(self._scoring)
+                unheard += self._held
+                for item in unheard:
                     if isinstance(item, bytes):
                         pcm = self._resample(item)
                         self._received_ms += _ms(len(pcm))
@@ -331,16 +405,21 @@ class RecognitionWorker:
         pcm = unheard.pcm
         for event in unheard.events + await self._detector.score(unheard.unscored):
             await self._on_detector(event)
+        if unheard.error is not None:
+            raise unheard.error
         if self._onset_chunk:
             self._onset_chunk = False  # it went in with the pre-roll
         elif self._speech_start_ms is not None:
-            self._utterance += pcm
-            kept = len(self._utterance)
-            del self._utterance[: -INPUT_RATE * 2 * TURN_MODEL_AUDIO_S]
-            self._utterance_cut_ms += _ms(kept - len(self._utterance))
+            self._keep_utterance(pcm)
             if self._recognizer is not None:
                 await self._partial(await self._recognizer.accept(pcm))
         await self._listener.on_audio_time(self.position_ms)
+
+    def _keep_utterance(self, pcm: bytes) -> None:
+        self._utterance += pcm
+        kept = len(self._utterance)
+        del self._utterance[: -INPUT_RATE * 2 * TURN_MODEL_AUDIO_S]
+        self._utterance_cut_ms += _ms(kept - len(self._utterance))
 
     async def _on_detector(self, event: object) -> None:
         listener = self._listener

@@ -32,7 +32,9 @@ class SpeechRecognizer(Protocol):
         ...
 
     async def accept(self, pcm: bytes) -> str | None:
-        """Feed 16 kHz audio of the utterance; return a new partial hypothesis, or None."""
+        """Feed 16 kHz audio of the utterance; return a new partial hypothesis, or None.
+        An engine whose `accept` only buffers may also offer `accept_now(pcm)`, the same
+        without awaiting (the recognition worker then hears speech outside its task)."""
         ...
 
     def pause(self) -> None:

@@ -31,8 +31,13 @@ class OpenAIRecognizer:
 
     async def accept(self, pcm: bytes) -> str | None:
         """Buffer the audio; the endpoint gives no partial hypotheses."""
-        self._audio.extend(pcm)
+        self.accept_now(pcm)
         return None
+
+    def accept_now(self, pcm: bytes) -> None:
+        """`accept` without awaiting (buffering is all it does), so the recognition worker
+        can hear a speaking caller's audio without waking its task for each frame."""
+        self._audio.extend(pcm)
 
     def pause(self) -> None:
         """One request per utterance, sent when it ends: a pause changes nothing."""
