@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agents_app.errors import ProviderError
-from agents_app.speech.audio import frame_bytes, resample
+from agents_app.speech.audio import frame_bytes, resample_off_loop
 from agents_app.speech.tts.base import SpeechClip, SpeechSynthesizer
 from sessions_app import events
 from sessions_app.events import ErrorBody, Event
@@ -262,7 +262,7 @@ class PlaybackWorker:
                 clip = await self._synthesizer.synthesize(sentence)
                 self._mark("first_audio")  # kept the first time only
                 self._placed.append(_PlacedClip(clip, self._ms(len(self._audio))))
-                self._audio += resample(clip.pcm, clip.sample_rate, self.sample_rate)
+                self._audio += await resample_off_loop(clip.pcm, clip.sample_rate, self.sample_rate)
                 self._changed()
         except ProviderError as exc:
             await self._report(events.error_for(exc))
