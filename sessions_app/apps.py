@@ -7,3 +7,4 @@ class SessionsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from sessions_app import checks  # noqa: F401  (registers the system checks)
+        from sessions_app.recording import deletion  # noqa: F401  (connects its receiver)

@@ -196,3 +196,21 @@ async def test_a_session_without_recording_has_none_to_download(stream, operator
     assert detail.json()["recording_url"] is None
     response = await operator_client.get(f"/api/sessions/{caller.session.id}/recording")
     assert_api_error(response, 404, "recording_not_found")
+
+
+async def test_deleting_a_session_deletes_its_recording(stream, recording):
+    caller = await stream()
+    for frame in frames(silence(400)):
+        await caller.send_raw(data=frame)
+    await end(caller)
+    name = f"recordings/{caller.session.id}.wav"
+    assert default_storage.exists(name)
+    kept = await stream()  # another session's recording stays
+    for frame in frames(silence(200)):
+        await kept.send_raw(data=frame)
+    await end(kept)
+
+    await Session.objects.filter(pk=caller.session.id).adelete()
+
+    assert not default_storage.exists(name)
+    assert default_storage.exists(f"recordings/{kept.session.id}.wav")
