@@ -149,6 +149,8 @@ class RecognitionWorker:
         self._held: deque[bytes | TurnCheck] = deque()  # what came while it does, in order
         self._closed = False
         self._accept_now = getattr(recognizer, "accept_now", None)
+        # Speech can be heard outside the task when the recognizer (if any) only buffers.
+        self._buffers_only = recognizer is None or self._accept_now is not None
         self._queued_bytes = 0
         self._max_queued_bytes = sample_rate * 2 * max_queued_ms // 1000
         self._received_ms = 0.0  # stream time of the audio handed to the detector
@@ -235,18 +237,12 @@ class RecognitionWorker:
 
     def _finishes_without_task(self) -> bool:
         """Whether a chunk with no detector event can be finished outside the task."""
-        if self._recognizer is not None and self._accept_now is None:
-            return False
-        return not self._listener.wants_audio_time()
+        return self._buffers_only and not self._listener.wants_audio_time()
 
     def _finish_now(self, pcm: bytes) -> None:
         """`_finish_hearing`'s end for a chunk with no event (see `_finishes_without_task`)."""
-        if self._onset_chunk:
-            self._onset_chunk = False  # it went in with the pre-roll
-        elif self._speech_start_ms is not None:
-            self._keep_utterance(pcm)
-            if self._accept_now is not None:
-                self._accept_now(pcm)
+        if self._keep_utterance(pcm) and self._accept_now is not None:
+            self._accept_now(pcm)
 
     def _next_queued(self) -> bytes | TurnCheck | _Unheard:
         item = self._audio.get_nowait()
@@ -407,19 +403,23 @@ class RecognitionWorker:
             await self._on_detector(event)
         if unheard.error is not None:
             raise unheard.error
-        if self._onset_chunk:
-            self._onset_chunk = False  # it went in with the pre-roll
-        elif self._speech_start_ms is not None:
-            self._keep_utterance(pcm)
-            if self._recognizer is not None:
-                await self._partial(await self._recognizer.accept(pcm))
+        if self._keep_utterance(pcm) and self._recognizer is not None:
+            await self._partial(await self._recognizer.accept(pcm))
         await self._listener.on_audio_time(self.position_ms)
 
-    def _keep_utterance(self, pcm: bytes) -> None:
+    def _keep_utterance(self, pcm: bytes) -> bool:
+        """Add a heard chunk to the utterance going on, if any: whether the recognizer must
+        have it too (the chunk that confirmed speech went in with the pre-roll)."""
+        if self._onset_chunk:
+            self._onset_chunk = False
+            return False
+        if self._speech_start_ms is None:
+            return False
         self._utterance += pcm
         kept = len(self._utterance)
         del self._utterance[: -INPUT_RATE * 2 * TURN_MODEL_AUDIO_S]
         self._utterance_cut_ms += _ms(kept - len(self._utterance))
+        return True
 
     async def _on_detector(self, event: object) -> None:
         listener = self._listener

@@ -9,26 +9,15 @@ import asyncio
 import pytest
 
 from agents_app.errors import ProviderUnavailable
-from agents_app.speech.silero import SileroBatcher, SileroModel, initial_state, load_model_bytes
+from agents_app.speech.silero import initial_state
 from agents_app.speech.stt.base import Transcript
 from sessions_app.pipeline.recognition import RecognitionWorker
 from sessions_app.vad import SpeechDetector, SpeechEvent, VoiceDetection, build_vad
 from tests.speech import frames, noise, silence, speech_pcm
+from tests.unit.test_recognition_silences import FakeRecognizer
 
 SENTENCE = "hello there how are you today"
 WINDOW = 512 * 2
-
-
-@pytest.fixture(scope="module")
-def model() -> SileroModel:
-    return SileroModel(load_model_bytes())
-
-
-@pytest.fixture
-def batcher(model):
-    batcher = SileroBatcher(model)
-    yield batcher
-    batcher.close()
 
 
 def caller_stream() -> bytes:
@@ -80,35 +69,16 @@ async def test_an_answer_that_cannot_be_delivered_keeps_no_other_from_its_stream
     await asyncio.wait_for(delivered.wait(), 10)
 
 
-class Recognizer:
+class Recognizer(FakeRecognizer):
     """Keeps the audio it is given; `buffers_only`: offers `accept_now`, as OpenAI's does."""
 
     def __init__(self, buffers_only: bool) -> None:
-        self.heard = bytearray()
+        super().__init__(timings=None)
         if buffers_only:
             self.accept_now = self.heard.extend
 
-    async def start_utterance(self) -> None:
-        self.heard.clear()
-
-    async def accept(self, pcm: bytes) -> str | None:
-        self.heard += pcm
-        return None
-
-    def pause(self) -> None: ...
-
-    def resume(self) -> None: ...
-
-    async def peek(self) -> str | None:
-        return None
-
     async def finish_utterance(self) -> Transcript:
         return Transcript(text="hello")
-
-    async def word_timings(self) -> None:
-        return None
-
-    async def aclose(self) -> None: ...
 
 
 class Listener:

@@ -11,24 +11,12 @@ import pytest
 from agents_app.errors import ProviderRejected
 from agents_app.speech import silero
 from agents_app.speech.model_files import ModelFileError
-from agents_app.speech.silero import SileroBatcher, SileroModel, load_model_bytes
+from agents_app.speech.silero import SileroBatcher
 from sessions_app.vad import SileroVad, SpeechDetector, SpeechEvent, build_vad
 from tests.speech import noise, silence, speech_pcm
 from tests.unit.test_vad import HANGOVER_MS, MIN_SPEECH_MS, SECOND_SENTENCE, SENTENCE
 
 FRAME_BYTES = 512 * 2
-
-
-@pytest.fixture(scope="module")
-def model() -> SileroModel:
-    return SileroModel(load_model_bytes())
-
-
-@pytest.fixture
-def batcher(model):
-    batcher = SileroBatcher(model)
-    yield batcher
-    batcher.close()
 
 
 def stream_clip(n: int) -> bytes:
