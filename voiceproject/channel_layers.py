@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 # channels_redis waits for messages with BZPOPMIN for up to 5 s; redis-py 8 also times socket
-# reads out at 5 s by default, so an idle session's read failed and its WebSocket closed (1011).
+# reads out at 5 s by default, so an idle session's read failed and its socket was lost (the
+# failure this timeout prevents; not a close code the server sends).
 # Reads may take longer than the longest blocking wait; a dead server is still noticed then.
 REDIS_SOCKET_TIMEOUT_S = 15
 
