@@ -57,7 +57,7 @@ from sessions_app.protocol import (
     parse_client_message,
 )
 from sessions_app.tokens import TokenRefused, check_token
-from sessions_app.transport import DaphneTransport
+from sessions_app.transport import ServerTransport, transport_of
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     disconnect_reason = "client_disconnected"
     events_outlive_socket = False  # whether session_ended still reaches someone after close
     socket_closed = False
-    transport: DaphneTransport | None = None
+    transport: ServerTransport | None = None
     _ending: asyncio.Task[bool] | None = None
 
     @property
@@ -103,9 +103,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         consumer that fails for any reason ends it as `connection_lost`. Either way the
         session leaves this process's registry."""
         log_context.bind_session(scope.get("url_route", {}).get("kwargs", {}).get("session_id"))
-        self.transport = DaphneTransport.of(send)
-        if self.transport is not None:
-            self.transport.close_oversized_frames_cleanly()
+        self.transport = transport_of(send, settings.OUTBOUND_BACKLOG_MAX_BYTES)
         try:
             await self._consume(scope, receive, self._send_while_open(send))
         except asyncio.CancelledError:
@@ -139,7 +137,9 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
                 return
             if message["type"] == "websocket.close":
                 self.socket_closed = True
-            with contextlib.suppress(Disconnected):  # the client went first
+            # The client went first: autobahn's Disconnected, or uvicorn's ClientDisconnected
+            # (an OSError, as is any failed write to a socket that has gone).
+            with contextlib.suppress(Disconnected, OSError):
                 await send(message)
 
         return send_while_open
@@ -177,11 +177,13 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     def client_is_not_reading(self) -> bool:
         """Whether the client left more unread than OUTBOUND_BACKLOG_MAX_BYTES; if so its
         session is ending (`client_not_reading`, close 4408) and nothing more is queued."""
-        unsent = 0 if self.transport is None else self.transport.unsent()
-        if unsent <= settings.OUTBOUND_BACKLOG_MAX_BYTES:
-            return self._ending is not None
+        if self._ending is not None:
+            return True
+        if self.transport is None or self.transport.unsent() <= settings.OUTBOUND_BACKLOG_MAX_BYTES:
+            return False
         logger.warning("session %s: the client is not reading", self.session_id)
         self.end_soon("client_not_reading", CLOSE_NOT_READING)
+        self.transport.give_up_on_client()  # after end_soon: its reason is the one stored
         return True
 
     async def go_live(self, conversation: Conversation) -> None:

@@ -1,30 +1,31 @@
 """Refusals and limits as a real daphne sends them: close codes (daphne sends only 1000 and
 3000-4999, which channels' test communicator cannot show), oversized frames, unrouted paths,
-concurrent creates on SQLite, and a client that stops reading."""
+concurrent creates on SQLite, and a client that stops reading (under uvicorn too)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
-from tests.servers import migrate, running_daphne, server_env
+from tests.servers import migrate, running_daphne, running_daphne_process, server_env
 
 BACKLOG_LIMIT = 256 * 1024
+CLOSE_4408_FRAME = b"\x88\x02" + (4408).to_bytes(2, "big")  # a server's close, no reason
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("refusals")
-    env = server_env(
+def refusals_env(tmp: Path) -> dict[str, str]:
+    return server_env(
         DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
         STT_ENGINE="none",
         TTS_ENGINE="silent",
@@ -36,10 +37,28 @@ def server(tmp_path_factory) -> Iterator[str]:
         ACS_JWT_AUDIENCE="audience",
         SESSION_CREATE_RATE="",  # 200 creates from one address: the limit has its own tests
     )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("refusals")
+    env = refusals_env(tmp)
     migrate(env)
     with running_daphne(env, tmp / "daphne.log") as url:
         yield url
     log = (tmp / "daphne.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture(scope="module")
+def uvicorn_server(tmp_path_factory) -> Iterator[str]:
+    """The same application under uvicorn, which README recommends for production."""
+    tmp = tmp_path_factory.mktemp("refusals-uvicorn")
+    env = refusals_env(tmp)
+    migrate(env)
+    with running_daphne_process(env, tmp / "uvicorn.log", server_name="uvicorn") as process:
+        yield process.url
+    log = (tmp / "uvicorn.log").read_text(errors="replace")
     assert "Traceback" not in log, log[-4000:]
 
 
@@ -154,7 +173,14 @@ def masked_text_frame(payload: bytes) -> bytes:
     return bytes([0x81]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-async def test_a_client_that_stops_reading_is_ended_with_client_not_reading(server, http):
+@pytest.mark.parametrize("asgi_server", ["server", "uvicorn_server"])
+async def test_a_client_that_stops_reading_is_ended_with_client_not_reading(
+    request, asgi_server, http
+):
+    """Under either server: past OUTBOUND_BACKLOG_MAX_BYTES unread, the session ends as
+    `client_not_reading` (daphne queues close 4408 behind the backlog; uvicorn, whose sends
+    would wait for the client, drops the connection)."""
+    server = request.getfixturevalue(asgi_server)
     created = await create(http, server, sample_rate=48000)
     address = urlsplit(server)
     sock = socket.socket()
@@ -183,6 +209,12 @@ async def test_a_client_that_stops_reading_is_ended_with_client_not_reading(serv
                 break
             await asyncio.sleep(0.2)
         assert (stored["status"], stored["end_reason"]) == ("ended", "client_not_reading")
+        if asgi_server == "uvicorn_server":  # dropped: no close frame after the backlog
+            tail = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := await asyncio.wait_for(reader.read(1 << 20), timeout=30):
+                    tail = (tail + chunk)[-4:]
+            assert tail != CLOSE_4408_FRAME, "the socket was held until the backlog was read"
     finally:
         writer.close()
 
