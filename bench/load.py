@@ -47,10 +47,12 @@ database (db 0) and the throwaway PostgreSQL database the 2-process runs use.
 
     python bench/load.py [--config production|no-stt|offline|all] [--processes 1|2|both]
                          [--max-sessions N] [--ramp 1,2,4] [--step-seconds S] [--keep-going]
-                         [--url URL [--pid PID]]... [--agent NAME]
+                         [--runs K] [--url URL [--pid PID]]... [--agent NAME]
 
 Each step takes --step-seconds (12) plus its new sessions' first turn (~5-9 s); a ramp stops at
-its first step that fails. The server processes' pids are printed, for profiling.
+its first step that fails. The server processes' pids are printed, for profiling. Near the
+knee one run's p99 decides little: --runs K repeats each ramp on fresh servers and says per N
+how many runs held.
 """
 
 from __future__ import annotations
@@ -925,31 +927,51 @@ def run_config(
         for count in process_counts:
             services = count > 1 or args.stack == "services"
             stack_name = "PostgreSQL + Redis" if services else "SQLite + in-memory layer"
-            label = f"{config.name}-{count}p"
-            with daphnes(count, services, settings, log_dir, label, args.server) as (
-                address,
-                processes,
-            ):
-                pids = [process.pid for process in processes]
-                print(
-                    f"load: {config.name}, {count} {args.server} process(es) at {address} (pids "
-                    f"{', '.join(map(str, pids))}; {stack_name}) ...",
-                    flush=True,
-                )
-                target = Target(
-                    label, [address], config.agent, pids, fake_pids, says_text=config.says_text
-                )
-                try:
-                    steps = run_client(Ramp(target, clip, args).run(ramp_counts(config, args)))
-                except RuntimeError as exc:
-                    steps = []
-                    print(f"  {exc}")
-                    for log in sorted(log_dir.glob(f"{label}-*.log")):
-                        print(f"  --- the end of {log.name}:\n{log_tail(log, 20)}")
-            title = f"{config.name}, {count} process(es), {stack_name}"
-            summaries.append(report(title, steps))
-            print(f"  ({config.note})")
+            runs: list[list[Step]] = []
+            for run in range(1, args.runs + 1):
+                label = f"{config.name}-{count}p" + (f"-run{run}" if args.runs > 1 else "")
+                with daphnes(count, services, settings, log_dir, label, args.server) as (
+                    address,
+                    processes,
+                ):
+                    pids = [process.pid for process in processes]
+                    print(
+                        f"load: {config.name}, {count} {args.server} process(es) at {address} "
+                        f"(pids {', '.join(map(str, pids))}; {stack_name}) ...",
+                        flush=True,
+                    )
+                    target = Target(
+                        label, [address], config.agent, pids, fake_pids, says_text=config.says_text
+                    )
+                    try:
+                        steps = run_client(Ramp(target, clip, args).run(ramp_counts(config, args)))
+                    except RuntimeError as exc:
+                        steps = []
+                        print(f"  {exc}")
+                        for log in sorted(log_dir.glob(f"{label}-*.log")):
+                            print(f"  --- the end of {log.name}:\n{log_tail(log, 20)}")
+                title = f"{config.name}, {count} process(es), {stack_name}"
+                if args.runs > 1:
+                    title += f", run {run} of {args.runs}"
+                summaries.append(report(title, steps))
+                print(f"  ({config.note})")
+                runs.append(steps)
+            if args.runs > 1:
+                summaries.append(report_runs(f"{config.name}, {count} process(es)", runs))
     return summaries
+
+
+def report_runs(title: str, runs: list[list[Step]]) -> str:
+    """At the knee one run's p99 decides little (the same code swings from 40 ms to a second):
+    per N, how many runs held, and every run's lag p99."""
+    lines = [f"{title}, {len(runs)} runs:"]
+    for sessions in sorted({step.sessions for steps in runs for step in steps}):
+        steps = [step for steps in runs for step in steps if step.sessions == sessions]
+        p99s = ", ".join(harness.ms(step.lag_p99) for step in steps)
+        held_runs = sum(step.held for step in steps)
+        lines.append(f"  N={sessions}: held in {held_runs} of {len(steps)} runs (lag p99 {p99s})")
+    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -1014,9 +1036,20 @@ def main() -> None:
     )
     parser.add_argument("--server-log-dir", type=Path, help="keep the servers' output here")
     parser.add_argument("--seed", type=int, default=1, help="for the pauses between turns")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run each ramp this many times, each on fresh servers, and say per N how many "
+        "runs held (at the knee one run decides little)",
+    )
     args = parser.parse_args()
-    if args.step_seconds <= 0 or (args.max_sessions is not None and args.max_sessions < 1):
-        parser.error("--step-seconds and --max-sessions must be positive")
+    if (
+        args.step_seconds <= 0
+        or args.runs < 1
+        or (args.max_sessions is not None and args.max_sessions < 1)
+    ):
+        parser.error("--step-seconds, --runs and --max-sessions must be positive")
     random.seed(args.seed)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
