@@ -147,9 +147,10 @@ async def create_session(http: aiohttp.ClientSession, base_url: str, agent: str 
 async def open_stream(
     http: aiohttp.ClientSession, base_url: str, agent: str = "echo"
 ) -> aiohttp.ClientWebSocketResponse:
-    """A new session's WebSocket, opened and past its `session_started` event."""
+    """A new session's WebSocket, opened and past its `session_started` event. It offers
+    per-message deflate, as browsers do (a server that accepts it compresses every frame)."""
     ws_url = await create_session(http, base_url, agent)
-    ws = await http.ws_connect(ws_url, origin=base_url, max_msg_size=0)
+    ws = await http.ws_connect(ws_url, origin=base_url, max_msg_size=0, compress=15)
     message = await ws.receive(timeout=HTTP_TIMEOUT_S)
     event = json.loads(message.data) if message.type == aiohttp.WSMsgType.TEXT else {}
     if event.get("type") != "session_started":

@@ -23,9 +23,17 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 APPLICATION = "voiceproject.asgi:application"
 # uvicorn with its fastest parts: uvloop, httptools, and websockets' sans-I/O protocol. No
-# access log: it would write every session token (they are in the WebSocket's query string).
+# per-message deflate: browsers offer it, and uvicorn would compress every audio frame (PCM
+# hardly compresses; bench/load.py with a browser's offer: ~20 % more server CPU). No access
+# log: it would write every session token (they are in the WebSocket's query string).
 UVICORN_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio"]
-UVICORN_OPTIONS += ["--no-access-log", "--log-level", "warning"]
+UVICORN_OPTIONS += [
+    "--ws-per-message-deflate",
+    "false",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
 
 
 def server_command(server: str, port: int, listen_fd: int | None = None) -> list[str]:

@@ -219,6 +219,21 @@ async def test_a_client_that_stops_reading_is_ended_with_client_not_reading(
         writer.close()
 
 
+@pytest.mark.parametrize("asgi_server", ["server", "uvicorn_server"])
+async def test_a_browsers_offer_of_per_message_deflate_is_declined(request, asgi_server, http):
+    """Browsers offer deflate; accepted, every 20 ms audio frame would be compressed and
+    inflated (uvicorn accepts it unless told not to: tests/servers.py tells it)."""
+    server = request.getfixturevalue(asgi_server)
+    created = await create(http, server)
+    url = f"{server.replace('http', 'ws')}{created['ws_path']}"
+    ws = await http.ws_connect(url, origin=server, compress=15)
+    try:
+        assert json.loads((await ws.receive(timeout=10)).data)["type"] == "session_started"
+        assert ws.compress == 0  # no extension agreed
+    finally:
+        await ws.close()
+
+
 async def test_ending_a_session_with_the_microphone_on_is_quiet(server, http):
     created = await create(http, server)
     ws = await http.ws_connect(f"{server.replace('http', 'ws')}{created['ws_path']}", origin=server)
