@@ -8,6 +8,7 @@ this applies (e.g. `max_retries=0` on the OpenAI client) so attempts are not mul
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -57,12 +58,33 @@ def retrying(*, attempts: int | None = None, deadline_s: float | None = None) ->
     )
 
 
-async def call_with_retry(fn: Callable[[], Awaitable[T]], **policy: float) -> T:
-    """Await `fn()` under the retry policy; the last failure is re-raised unchanged."""
+async def call_with_retry(
+    fn: Callable[[], Awaitable[T]], *, attempts: int | None = None, deadline_s: float | None = None
+) -> T:
+    """Await `fn()` under the retry policy; the last failure is re-raised unchanged.
+
+    The first attempt runs before any tenacity object exists: a controller and its per-call
+    state are reference cycles, freed only by the cyclic collector, whose collections pause
+    every session, and nearly every call succeeds at once. A retryable first failure is then
+    replayed as tenacity's first attempt, so waits, stops and logs are the policy's; the
+    deadline counts from the first attempt."""
+    started = time.monotonic()
+    try:
+        return await fn()
+    except BaseException as exc:
+        if not is_retryable(exc):
+            raise
+        first_failure: BaseException | None = exc
+    deadline_s = settings.PROVIDER_RETRY_DEADLINE_S if deadline_s is None else deadline_s
 
     # tenacity awaits only functions it sees are `async def`; a lambda returning a coroutine
     # would come back unawaited, so every attempt goes through this coroutine function.
     async def attempt() -> T:
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
         return await fn()
 
-    return await retrying(**policy)(attempt)
+    elapsed_s = time.monotonic() - started
+    return await retrying(attempts=attempts, deadline_s=deadline_s - elapsed_s)(attempt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -37,19 +38,29 @@ class StorageFailed(Exception):
 
 
 async def durably(what: str, write: Callable[[], Awaitable[T]]) -> T:
-    """Run a database write, retrying through a brief outage on a fresh connection."""
+    """Run a database write, retrying through a brief outage on a fresh connection. As in
+    agents_app.retry.call_with_retry, the first attempt runs without tenacity (whose objects
+    are cycles for the cyclic collector) and a failure of it is replayed as tenacity's first."""
+    started = time.monotonic()
+    try:
+        return await write()
+    except DATABASE_OUTAGES as exc:
+        await aclose_old_connections()  # the next attempt reconnects
+        replay: list[BaseException] = [exc]
     try:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(DATABASE_OUTAGES),
             wait=wait_exponential(multiplier=0.05, max=1.0),
-            stop=stop_after_delay(settings.STORAGE_RETRY_DEADLINE_S),
+            stop=stop_after_delay(settings.STORAGE_RETRY_DEADLINE_S - (time.monotonic() - started)),
             reraise=True,
         ):
             with attempt:
+                if replay:
+                    raise replay.pop()
                 try:
                     result = await write()
                 except DATABASE_OUTAGES:
-                    await aclose_old_connections()  # the next attempt reconnects
+                    await aclose_old_connections()
                     raise
     except DATABASE_OUTAGES as exc:
         logger.error("%s not stored: %s", what, type(exc).__name__)

@@ -1,11 +1,14 @@
-"""The retry policy: which failures are retried, how often, for how long, and how it waits."""
+"""The retry policy: which failures are retried, how often, for how long, and how it waits;
+and that a call which succeeds at once leaves no garbage for the cyclic collector."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 
 import pytest
+from django.db import OperationalError
 from tenacity import RetryCallState
 
 from agents_app.errors import (
@@ -16,6 +19,8 @@ from agents_app.errors import (
     ProviderUnavailable,
 )
 from agents_app.retry import call_with_retry, retrying
+from sessions_app import store
+from sessions_app.store import durably
 
 
 @pytest.fixture(autouse=True)
@@ -156,3 +161,42 @@ async def test_a_lambda_returning_a_coroutine_is_awaited_and_retried():
         result.close()  # the unawaited coroutine the bug returns; closed to avoid a warning
     assert result == "ok"
     assert call.calls == 2
+
+
+async def garbage_after(calls) -> int:
+    """What the cyclic collector finds after `calls()`: its own pauses stop every session."""
+    await calls()  # anything made once (settings, caches) is made
+    gc.collect()
+    gc.disable()
+    try:
+        await calls()
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
+async def test_calls_that_succeed_at_once_leave_nothing_for_the_cyclic_collector():
+    async def provider_calls() -> None:
+        for _ in range(10):
+            assert await call_with_retry(Flaky()) == "ok"
+
+    async def database_writes() -> None:
+        for _ in range(10):
+            assert await durably("a write", Flaky()) == "ok"
+
+    assert await garbage_after(provider_calls) == 0
+    assert await garbage_after(database_writes) == 0
+
+
+async def test_a_database_outage_on_the_first_write_is_retried_on_a_fresh_connection(
+    monkeypatch,
+):
+    closed = []
+
+    async def close_old_connections() -> None:
+        closed.append(True)
+
+    monkeypatch.setattr(store, "aclose_old_connections", close_old_connections)
+    write = Flaky(OperationalError("gone"), OperationalError("still gone"))
+    assert await durably("a write", write) == "ok"
+    assert (write.calls, len(closed)) == (3, 2)
