@@ -58,33 +58,38 @@ def retrying(*, attempts: int | None = None, deadline_s: float | None = None) ->
     )
 
 
+def replaying(failure: BaseException, fn: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """Attempts for a tenacity loop entered after a first attempt made without tenacity (its
+    controller and per-call state are reference cycles, freed only by the cyclic collector,
+    whose collections pause every session, and nearly every call succeeds at once): the first
+    raises that attempt's `failure`, so waits, stops and logs are as if tenacity had made it;
+    the rest await `fn()`."""
+    pending: BaseException | None = failure
+
+    # tenacity awaits only functions it sees are `async def`; a lambda returning a coroutine
+    # would come back unawaited, so every attempt goes through this coroutine function.
+    async def attempt() -> T:
+        nonlocal pending
+        if pending is not None:
+            replayed, pending = pending, None
+            raise replayed
+        return await fn()
+
+    return attempt
+
+
 async def call_with_retry(
     fn: Callable[[], Awaitable[T]], *, attempts: int | None = None, deadline_s: float | None = None
 ) -> T:
-    """Await `fn()` under the retry policy; the last failure is re-raised unchanged.
-
-    The first attempt runs before any tenacity object exists: a controller and its per-call
-    state are reference cycles, freed only by the cyclic collector, whose collections pause
-    every session, and nearly every call succeeds at once. A retryable first failure is then
-    replayed as tenacity's first attempt, so waits, stops and logs are the policy's; the
-    deadline counts from the first attempt."""
+    """Await `fn()` under the retry policy; the last failure is re-raised unchanged. The first
+    attempt is made without tenacity (see `replaying`); the deadline counts from it."""
     started = time.monotonic()
     try:
         return await fn()
     except BaseException as exc:
         if not is_retryable(exc):
             raise
-        first_failure: BaseException | None = exc
+        attempt = replaying(exc, fn)
     deadline_s = settings.PROVIDER_RETRY_DEADLINE_S if deadline_s is None else deadline_s
-
-    # tenacity awaits only functions it sees are `async def`; a lambda returning a coroutine
-    # would come back unawaited, so every attempt goes through this coroutine function.
-    async def attempt() -> T:
-        nonlocal first_failure
-        if first_failure is not None:
-            failure, first_failure = first_failure, None
-            raise failure
-        return await fn()
-
     elapsed_s = time.monotonic() - started
     return await retrying(attempts=attempts, deadline_s=deadline_s - elapsed_s)(attempt)

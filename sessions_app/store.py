@@ -21,6 +21,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from agents_app.retry import replaying
 from sessions_app.models import Session, Utterance
 
 logger = logging.getLogger(__name__)
@@ -38,29 +39,25 @@ class StorageFailed(Exception):
 
 
 async def durably(what: str, write: Callable[[], Awaitable[T]]) -> T:
-    """Run a database write, retrying through a brief outage on a fresh connection. As in
-    agents_app.retry.call_with_retry, the first attempt runs without tenacity (whose objects
-    are cycles for the cyclic collector) and a failure of it is replayed as tenacity's first."""
+    """Run a database write, retrying through a brief outage on a fresh connection. The first
+    attempt is made without tenacity (see agents_app.retry.replaying)."""
     started = time.monotonic()
     try:
         return await write()
     except DATABASE_OUTAGES as exc:
-        await aclose_old_connections()  # the next attempt reconnects
-        replay: list[BaseException] = [exc]
+        attempt = replaying(exc, write)
     try:
-        async for attempt in AsyncRetrying(
+        async for retry in AsyncRetrying(
             retry=retry_if_exception_type(DATABASE_OUTAGES),
             wait=wait_exponential(multiplier=0.05, max=1.0),
             stop=stop_after_delay(settings.STORAGE_RETRY_DEADLINE_S - (time.monotonic() - started)),
             reraise=True,
         ):
-            with attempt:
-                if replay:
-                    raise replay.pop()
+            with retry:
                 try:
-                    result = await write()
+                    result = await attempt()
                 except DATABASE_OUTAGES:
-                    await aclose_old_connections()
+                    await aclose_old_connections()  # the next attempt reconnects
                     raise
     except DATABASE_OUTAGES as exc:
         logger.error("%s not stored: %s", what, type(exc).__name__)
