@@ -213,10 +213,13 @@ class SileroBatcher:
             if first is None:
                 return
             batch = [first]
-            gather_until = first.asked + self._gathering.wait_s()
+            # Sleep through the gather, then take what came: one wake-up (and one wait for the
+            # GIL, held by the event loop) per batch, not one per window as each arrives.
+            if (gather_s := first.asked + self._gathering.wait_s() - time.monotonic()) > 0:
+                time.sleep(gather_s)
             while True:  # what was asked while the last batch ran, or in the gather, joins
                 try:
-                    request = self._requests.get(timeout=max(0.0, gather_until - time.monotonic()))
+                    request = self._requests.get_nowait()
                 except queue.Empty:
                     break
                 if request is None:
