@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import dj_database_url
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -84,18 +86,14 @@ def manage(env: dict[str, str], *arguments: str) -> str:
 def migrate(env: dict[str, str]) -> None:
     """Migrate the database `env` names. A new SQLite file is a copy of one migrated once per
     test run (manage.py migrate is ~4 s of a slow machine's CI, and a dozen fixtures ask)."""
-    path = sqlite_path(env.get("DATABASE_URL", ""))
+    database = dj_database_url.parse(env["DATABASE_URL"]) if env.get("DATABASE_URL") else {}
+    path = Path(database["NAME"]) if database.get("ENGINE", "").endswith("sqlite3") else None
     if path is not None and not path.exists():
         # VACUUM INTO: a file of its own, with whatever the template's write-ahead log holds.
         with contextlib.closing(sqlite3.connect(migrated_sqlite_template())) as template:
             template.execute("VACUUM INTO ?", (str(path),))
         return
     manage(env, "migrate", "--noinput")
-
-
-def sqlite_path(database_url: str) -> Path | None:
-    prefix = "sqlite:///"
-    return Path(database_url.removeprefix(prefix)) if database_url.startswith(prefix) else None
 
 
 @cache

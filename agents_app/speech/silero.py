@@ -213,8 +213,9 @@ class SileroBatcher:
             if first is None:
                 return
             batch = [first]
-            # Sleep through the gather, then take what came: one wake-up (and one wait for the
-            # GIL, held by the event loop) per batch, not one per window as each arrives.
+            # Sleep through the gather (this thread's, never the event loop's), then take what
+            # came: one wake-up (and one wait for the GIL, held by the event loop) per batch,
+            # not one per window as each arrives.
             if (gather_s := first.asked + self._gathering.wait_s() - time.monotonic()) > 0:
                 time.sleep(gather_s)
             while True:  # what was asked while the last batch ran, or in the gather, joins
