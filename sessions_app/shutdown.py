@@ -18,6 +18,7 @@ from typing import Protocol
 
 from django.conf import settings
 
+from agents_app.strategies.openai import close_shared_clients
 from sessions_app.liveness import Sweeper
 from sessions_app.loop_lag import lag_monitor
 from sessions_app.pipeline.playback_clock import playback_clock
@@ -92,5 +93,9 @@ async def _shut_down() -> None:
     sweeper.stop()
     lag_monitor.stop()
     playback_clock.stop()
+    try:
+        await close_shared_clients()
+    except Exception:  # whatever a client does, the process still exits below
+        logger.exception("SIGTERM: the OpenAI clients did not close")
     asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
     os.kill(os.getpid(), signal.SIGTERM)  # the default action now: exit

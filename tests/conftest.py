@@ -20,6 +20,7 @@ from django.test import AsyncClient
 from agents_app.models import Agent, Task
 from agents_app.seed import seed_agents
 from agents_app.strategies import STRATEGIES
+from agents_app.strategies.openai import close_shared_clients
 from operators_app.models import ApiToken
 from operators_app.permissions import grant_operator_permissions
 from sessions_app.contracts import validator
@@ -115,6 +116,14 @@ async def api_token(operator) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(autouse=True)
+async def shared_openai_clients_closed() -> AsyncIterator[None]:
+    """Each test's event loop ends with it: the OpenAI clients its sessions shared are closed
+    first, as a stopping server closes them, not reported unclosed when pytest exits."""
+    yield
+    await close_shared_clients()
 
 
 async def reset_channel_layers() -> None:

@@ -119,6 +119,15 @@ def _new_client(api_key: str, base_url: str | None, timeout: float) -> openai.As
     )
 
 
+async def close_shared_clients() -> None:
+    """Close the clients this event loop's sessions share (the server is stopping, or the
+    loop's work is done), so that their connections close cleanly instead of being reported
+    unclosed when the process exits. A later `openai_client()` in this loop builds anew."""
+    clients = _shared_clients.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.close()
+
+
 async def release_client(client: openai.AsyncOpenAI) -> None:
     """An engine is done with `client`: close it, unless it is a shared one (others use it)."""
     if not any(client in clients.values() for clients in list(_shared_clients.values())):

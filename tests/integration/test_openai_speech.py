@@ -13,6 +13,7 @@ from agents_app.speech.stt.openai import OpenAIRecognizer
 from agents_app.speech.stt.whisper import WhisperRecognizer
 from agents_app.speech.tts import build_synthesizer
 from agents_app.speech.tts.openai import OpenAISynthesizer
+from agents_app.strategies.openai import close_shared_clients
 from tests.fakes.openai_server import (
     SPEECH,
     TRANSCRIPTIONS,
@@ -171,6 +172,23 @@ async def test_registry_engines_share_one_client_and_aclose_leaves_it_open(speec
 
     assert not synthesizer.client.is_closed(), "other sessions still use it"
     await synthesizer.aclose()
+
+
+async def test_closing_the_loops_shared_clients_closes_them_and_the_next_engine_gets_a_new_one(
+    fake_openai, speech_settings
+):
+    """What a stopping server does (sessions_app.shutdown), so no connection is left open."""
+    fake_openai.script(*[SpokenReply(speak_24k)] * 2, path=SPEECH)
+    synthesizer = build_synthesizer("openai", "coral")
+    await synthesizer.synthesize("Hello there.")  # the client has opened a connection
+
+    await close_shared_clients()
+
+    assert synthesizer.client.is_closed()
+    later = build_synthesizer("openai", "coral")
+    assert later.client is not synthesizer.client
+    assert (await later.synthesize("Hello again.")).pcm
+    await close_shared_clients()
 
 
 async def test_a_client_handed_in_is_closed_by_aclose():
