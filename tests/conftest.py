@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import socket
@@ -119,9 +120,16 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-async def shared_openai_clients_closed() -> AsyncIterator[None]:
-    """Each test's event loop ends with it: the OpenAI clients its sessions shared are closed
-    first, as a stopping server closes them, not reported unclosed when pytest exits."""
+def shared_openai_clients_closed(request) -> None:
+    """Each async test's event loop ends with it: the OpenAI clients its sessions shared are
+    closed first, as a stopping server closes them, not reported unclosed when pytest exits.
+    (Only async tests: browser tests run Playwright's own loop, where no other may start.)"""
+    if inspect.iscoroutinefunction(request.function):
+        request.getfixturevalue("close_shared_openai_clients")
+
+
+@pytest.fixture
+async def close_shared_openai_clients() -> AsyncIterator[None]:
     yield
     await close_shared_clients()
 
