@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import harness
+from load import cpu_seconds
 
 from tests.servers import (
     REPO_ROOT,
@@ -173,11 +174,6 @@ async def measure(args: argparse.Namespace) -> None:
 
 
 # --- over sockets: the same frames through uvicorn, in real time ---------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def stream_silence(ws, phase: float, until: float) -> None:
