@@ -31,6 +31,7 @@ import contextlib
 import cProfile
 import os
 import pstats
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,11 +39,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import harness
-from load import cpu_seconds
+from load import cpu_seconds, run_client
 
 from tests.servers import (
     REPO_ROOT,
+    START_TIMEOUT_S,
     UVICORN_OPTIONS,
     free_port,
     migrate,
@@ -53,7 +56,6 @@ from tests.servers import (
 ORIGIN = b"http://localhost"
 FRAME_S = harness.FRAME_MS / 1000
 SETTLE_S = 3.0  # every caller streaming before the CPU is read
-START_S = 2.0  # for the receive-only server to listen
 
 
 class Feed:
@@ -195,8 +197,6 @@ async def drain(ws) -> None:
 
 async def measure_over_sockets(url: str, pid: int, args: argparse.Namespace, sessions: bool):
     """Server CPU per frame while `args.sessions` callers stream silence in real time."""
-    import aiohttp
-
     connector = aiohttp.TCPConnector(limit=0)  # every caller holds a connection
     async with aiohttp.ClientSession(connector=connector) as http:
         if sessions:
@@ -226,20 +226,32 @@ def receive_only_server() -> Iterator[tuple[str, int]]:
     command += ["--host", "127.0.0.1", "--port", str(port), *UVICORN_OPTIONS]
     server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
     try:
-        time.sleep(START_S)
+        wait_until_listening(port, server)
         yield f"ws://127.0.0.1:{port}/", server.pid
     finally:
         server.terminate()
         server.wait()
 
 
+def wait_until_listening(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the receive-only server exited with {server.returncode}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the receive-only server did not listen in {START_TIMEOUT_S} s")
+
+
 def over_sockets(args: argparse.Namespace, env: dict[str, str], log: Path) -> None:
     rows = []
     with receive_only_server() as (url, pid):
-        share, per_frame = uvloop_run(measure_over_sockets(url, pid, args, sessions=False))
+        share, per_frame = run_client(measure_over_sockets(url, pid, args, sessions=False))
         rows.append(["receive only", args.sessions, f"{share:.0%}", f"{per_frame * 1e6:.1f}"])
     with running_daphne_process(env, log, server_name="uvicorn") as server:
-        share, per_frame = uvloop_run(
+        share, per_frame = run_client(
             measure_over_sockets(server.url, server.pid, args, sessions=True)
         )
         rows.append(["application", args.sessions, f"{share:.0%}", f"{per_frame * 1e6:.1f}"])
@@ -250,14 +262,6 @@ def over_sockets(args: argparse.Namespace, env: dict[str, str], log: Path) -> No
         "own WebSocket (the receive-only application takes any socket; the application's\n"
         "are sessions). CPU: the server process, all threads, over the measured seconds."
     )
-
-
-def uvloop_run(coroutine):
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    return uvloop.run(coroutine)
 
 
 def main() -> None:
@@ -293,7 +297,7 @@ def main() -> None:
         import django
 
         django.setup()
-        uvloop_run(measure(args))
+        run_client(measure(args))
 
 
 if __name__ == "__main__":
